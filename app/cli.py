@@ -1,0 +1,95 @@
+"""The ``vaultdesk`` command: Flask's CLI over ``create_app`` plus Vaultdesk's own commands."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models.people import Role, User
+
+
+def _create_app() -> Flask:
+    from app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app)
+def main() -> None:
+    """Vaultdesk: the help desk. `vaultdesk run`, `vaultdesk db upgrade`, `vaultdesk worker`, ..."""
+
+
+@click.command("demo-data")
+@click.option("--if-empty", is_flag=True, help="Do nothing (successfully) when data exists.")
+@click.option("--seed", default=2026, show_default=True, help="Random seed: same seed, same data.")
+@with_appcontext
+def demo_data_command(if_empty: bool, seed: int) -> None:
+    """Fill an empty database with a believable company and print the sign-ins it made."""
+    from app.demo import build_demo, credentials_file
+
+    if db.session.scalar(select(func.count()).select_from(User)):
+        if if_empty:
+            click.echo(f"Data exists; demo sign-ins are listed in {credentials_file()}.")
+            return
+        raise click.ClickException(
+            "The database is not empty; demo data goes only into an empty one."
+        )
+    accounts = build_demo(seed=seed, password=current_app.config.get("DEMO_PASSWORD"))
+    click.echo("Demo data created. Sign in with:")
+    for role, email, password, url in accounts:
+        click.echo(f"  {role:<17} {email:<34} {password:<18} {url}")
+    click.echo(f"(also written to {credentials_file()}, readable only by you)")
+
+
+@click.group("user")
+def user_group() -> None:
+    """Manage users."""
+
+
+@user_group.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default=None, help="Display name (default: from the address).")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice([r.value for r in Role]),
+    help="Repeat for several roles.",
+)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def user_create_command(
+    email: str, name: str | None, roles: tuple[str, ...], password: str
+) -> None:
+    """Create one user with the given roles."""
+    from app.errors import DomainError
+    from app.people import create_user
+
+    try:
+        user = create_user(
+            email=email, name=name, roles=[Role(r) for r in roles], password=password
+        )
+    except DomainError as error:
+        raise click.ClickException(error.message) from error
+    db.session.commit()
+    click.echo(f"Created {user.email} ({', '.join(sorted(r.value for r in user.roles))}).")
+
+
+@click.command("worker")
+@click.option("--queue", "queues", multiple=True, help="Queues to work (default: all).")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+def worker_command(queues: tuple[str, ...], burst: bool) -> None:
+    """Run an RQ worker with the scheduler, inside the app."""
+    from app.jobs import QUEUES
+    from app.jobs.worker import run_worker
+
+    run_worker(current_app._get_current_object(), tuple(queues) or QUEUES, burst=burst)  # type: ignore[attr-defined]
+
+
+def register_commands(app: Flask) -> None:
+    for command in (demo_data_command, user_group, worker_command):
+        app.cli.add_command(command)

@@ -1,0 +1,132 @@
+"""Settings: defaults here, then ``instance/config.py``, then ``VAULTDESK_*`` variables.
+
+Tests (and embedders) pass a mapping to ``create_app`` which wins over all three. Every
+setting a person may want to change is listed in ``SETTINGS`` so the README table and the
+environment parsing come from one place.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One tunable: its config key, the env variable suffix, a default and how to parse it."""
+
+    key: str
+    default: Any
+    help: str
+    kind: type = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("INSTANCE_PATH", None, "folder for runtime data (default: instance/ in the checkout)"),
+    Setting("DATABASE_URL", None, "SQLAlchemy URL (default: SQLite file instance/vaultdesk.db)"),
+    Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for RQ queues and rate limits"),
+    Setting("SECRET_KEY", None, "signing key (default: random, kept in instance/secret_key)"),
+    Setting("VAULT_DIR", None, "vault blob folder (default: instance/vault)"),
+    Setting("TIMEZONE", "Europe/Berlin", "company time zone, default for new users"),
+    Setting("BASE_URL", "http://localhost:5000", "public URL; https makes cookies Secure"),
+    Setting("TICKET_PREFIX", "T", "prefix of ticket numbers, e.g. T-104233"),
+    Setting("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute;20 per hour", "failed sign-ins per email"),
+    Setting("LOGIN_LIMIT_PER_ADDRESS", "20 per minute;100 per hour", "failed sign-ins per IP"),
+    Setting("DEMO_PASSWORD", None, "fixed password for demo accounts (default: random each)"),
+    Setting("PROXY_COUNT", 0, "reverse proxies in front (trust X-Forwarded-* from that many)", int),
+)
+
+
+def _parse(setting: Setting, raw: str) -> Any:
+    if setting.kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if setting.kind is int:
+        return int(raw)
+    return raw
+
+
+def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read every ``VAULTDESK_<KEY>`` that is set; unset ones are left to lower layers."""
+    environ = dict(os.environ) if environ is None else environ
+    found: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(f"VAULTDESK_{setting.key}")
+        if raw is not None and raw != "":
+            found[setting.key] = _parse(setting, raw)
+    return found
+
+
+def defaults() -> dict[str, Any]:
+    return {s.key: s.default for s in SETTINGS if s.default is not None}
+
+
+def instance_path(overrides: dict[str, Any]) -> Path:
+    """Where runtime data lives; decided before the app exists because Flask needs it."""
+    raw = overrides.get("INSTANCE_PATH") or os.environ.get("VAULTDESK_INSTANCE_PATH")
+    return Path(raw).resolve() if raw else PROJECT_ROOT / "instance"
+
+
+def load_or_create_secret(folder: Path) -> str:
+    """Return the instance's secret key, creating it (0600) on first run.
+
+    ``O_EXCL`` makes two processes starting at once agree on one key: the loser of the
+    race reads what the winner wrote.
+    """
+    path = folder / "secret_key"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            value = path.read_text().strip()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} exists but is empty; delete it to create a new key") from None
+    value = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def finalise(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Fill in the values that depend on others (paths, URLs, cookie flags)."""
+    out: dict[str, Any] = {}
+    if not config.get("DATABASE_URL"):
+        out["DATABASE_URL"] = f"sqlite:///{folder / 'vaultdesk.db'}"
+    if not config.get("SECRET_KEY"):
+        out["SECRET_KEY"] = load_or_create_secret(folder)
+    if not config.get("VAULT_DIR"):
+        out["VAULT_DIR"] = str(folder / "vault")
+    database_url = config.get("DATABASE_URL") or out["DATABASE_URL"]
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    out["SQLALCHEMY_DATABASE_URI"] = database_url
+    secure = str(config.get("BASE_URL", "")).startswith("https://")
+    out.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=secure,
+        RATELIMIT_STORAGE_URI=limits_storage_uri(config["REDIS_URL"]),
+        RATELIMIT_HEADERS_ENABLED=True,
+        # A Redis outage must not lock every user out: fall back to per-process counting.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
+    )
+    return out
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """The ``limits`` library spells a Unix-socket Redis ``redis+unix://``."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url.removeprefix("unix://")
+    return redis_url

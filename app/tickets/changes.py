@@ -1,0 +1,231 @@
+"""Changing a ticket: status, priority, category, tags, links, messages and notes.
+
+Each function changes the ticket, adds a stream entry and an audit row to the session and
+returns; the caller commits once, so the three land together or not at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select
+
+from app import audit
+from app.actor import Actor, ActorKind
+from app.extensions import db
+from app.models.tickets import (
+    Category,
+    EntryKind,
+    LinkKind,
+    Priority,
+    Status,
+    StreamEntry,
+    Ticket,
+    TicketLink,
+)
+from app.models.types import utcnow
+from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
+from app.tickets.stream import add_entry
+from app.tickets.tags import apply_tags
+from app.tickets.workflow import check_transition
+
+
+def change_status(
+    ticket: Ticket,
+    target: Status,
+    actor: Actor,
+    *,
+    pending_until: datetime | None = None,
+    reason: str | None = None,
+) -> StreamEntry:
+    """Move the ticket along the status machine, or raise ``TransitionNotAllowed``."""
+    current = Status(ticket.status)
+    target = Status(target)
+    check_transition(current, target, actor.kind)
+    ticket.status = target.value
+    now = utcnow()
+    if target == Status.PENDING:
+        ticket.pending_until = pending_until
+    else:
+        ticket.pending_until = None
+    if target == Status.RESOLVED:
+        ticket.resolved_at = now
+    if target == Status.CLOSED:
+        ticket.closed_at = now
+    if current.is_closed and not target.is_closed:
+        ticket.resolved_at = ticket.closed_at = None
+    data = {"from": current.value, "to": target.value}
+    if pending_until is not None:
+        data["pending_until"] = pending_until.isoformat()
+    entry = add_entry(
+        ticket,
+        EntryKind.STATUS_CHANGE,
+        actor,
+        body_text=f"Status changed from {current.label} to {target.label}."
+        + (f" {reason}" if reason else ""),
+        internal=True,
+        data=data,
+    )
+    audit.record(actor, "ticket.status", "ticket", ticket.number, ticket_id=ticket.id, **data)
+    return entry
+
+
+def change_priority(ticket: Ticket, priority: Priority, actor: Actor) -> StreamEntry:
+    try:
+        target = Priority(priority)
+    except ValueError:
+        raise InvalidTicketChange(f"Unknown priority {priority!r}.") from None
+    current = Priority(ticket.priority)
+    if target == current:
+        raise InvalidTicketChange(f"The priority is already {current.label}.")
+    ticket.priority = target.value
+    data = {"from": current.value, "to": target.value}
+    entry = add_entry(
+        ticket,
+        EntryKind.PRIORITY_CHANGE,
+        actor,
+        body_text=f"Priority changed from {current.label} to {target.label}.",
+        internal=True,
+        data=data,
+    )
+    audit.record(actor, "ticket.priority", "ticket", ticket.number, ticket_id=ticket.id, **data)
+    return entry
+
+
+def change_category(ticket: Ticket, category: Category | None, actor: Actor) -> StreamEntry:
+    before = ticket.category.name if ticket.category else None
+    after = category.name if category else None
+    if before == after:
+        raise InvalidTicketChange("The category is unchanged.")
+    ticket.category = category
+    data = {"from": before, "to": after}
+    entry = add_entry(
+        ticket,
+        EntryKind.CATEGORY_CHANGE,
+        actor,
+        body_text=f"Category changed from {before or 'none'} to {after or 'none'}.",
+        internal=True,
+        data=data,
+    )
+    audit.record(actor, "ticket.category", "ticket", ticket.number, ticket_id=ticket.id, **data)
+    return entry
+
+
+def set_tags(ticket: Ticket, names: list[str], actor: Actor) -> StreamEntry | None:
+    """Replace the tag set; no entry when nothing changed."""
+    added, removed = apply_tags(ticket, names)
+    if not added and not removed:
+        return None
+    parts = ([f"added {', '.join(added)}"] if added else []) + (
+        [f"removed {', '.join(removed)}"] if removed else []
+    )
+    data = {"added": added, "removed": removed}
+    entry = add_entry(
+        ticket,
+        EntryKind.TAGS,
+        actor,
+        body_text="Tags " + "; ".join(parts) + ".",
+        internal=True,
+        data=data,
+    )
+    audit.record(actor, "ticket.tags", "ticket", ticket.number, ticket_id=ticket.id, **data)
+    return entry
+
+
+def linked_tickets(ticket: Ticket) -> list[tuple[TicketLink, Ticket]]:
+    """Links seen from this ticket, whichever end it is."""
+    links = db.session.scalars(
+        select(TicketLink).where(
+            or_(TicketLink.source_id == ticket.id, TicketLink.target_id == ticket.id)
+        )
+    )
+    return [(lk, lk.target if lk.source_id == ticket.id else lk.source) for lk in links]
+
+
+def link_tickets(
+    ticket: Ticket, other: Ticket, actor: Actor, kind: LinkKind = LinkKind.RELATED
+) -> TicketLink:
+    if ticket.id == other.id:
+        raise InvalidTicketChange("A ticket cannot be linked to itself.")
+    if any(o.id == other.id for _, o in linked_tickets(ticket)):
+        raise InvalidTicketChange(f"{ticket.number} and {other.number} are already linked.")
+    link = TicketLink(
+        source=ticket, target=other, kind=LinkKind(kind).value, created_by_id=actor.user_id
+    )
+    db.session.add(link)
+    for here, there in ((ticket, other), (other, ticket)):
+        add_entry(
+            here,
+            EntryKind.LINK,
+            actor,
+            body_text=f"Linked with {there.number} ({kind.value}).",
+            internal=True,
+            data={"linked": there.number, "kind": kind.value},
+        )
+    audit.record(
+        actor,
+        "ticket.link",
+        "ticket",
+        ticket.number,
+        ticket_id=ticket.id,
+        other=other.number,
+        kind=kind.value,
+    )
+    return link
+
+
+def unlink_tickets(ticket: Ticket, other: Ticket, actor: Actor) -> None:
+    for link, there in linked_tickets(ticket):
+        if there.id == other.id:
+            db.session.delete(link)
+            break
+    else:
+        raise InvalidTicketChange(f"{ticket.number} is not linked with {other.number}.")
+    for here, there in ((ticket, other), (other, ticket)):
+        add_entry(
+            here,
+            EntryKind.LINK,
+            actor,
+            body_text=f"Link with {there.number} removed.",
+            internal=True,
+            data={"unlinked": there.number},
+        )
+    audit.record(
+        actor, "ticket.unlink", "ticket", ticket.number, ticket_id=ticket.id, other=other.number
+    )
+
+
+def add_note(
+    ticket: Ticket, actor: Actor, body_text: str, body_html: str | None = None
+) -> StreamEntry:
+    """An internal note: staff only, never shown to the customer."""
+    if actor.kind is not ActorKind.STAFF:
+        raise TransitionNotAllowed("Only staff can write internal notes.")
+    if not body_text.strip() and not body_html:
+        raise InvalidTicketChange("A note needs some text.")
+    entry = add_entry(
+        ticket, EntryKind.NOTE, actor, body_text=body_text, body_html=body_html, internal=True
+    )
+    audit.record(actor, "ticket.note", "ticket", ticket.number, ticket_id=ticket.id)
+    return entry
+
+
+def add_customer_message(
+    ticket: Ticket,
+    actor: Actor,
+    body_text: str,
+    *,
+    kind: EntryKind = EntryKind.PORTAL_MESSAGE,
+    body_html: str | None = None,
+) -> StreamEntry:
+    """A customer writes (portal or mail): a Pending, Resolved or Closed ticket reopens."""
+    if actor.kind is not ActorKind.CUSTOMER:
+        raise InvalidTicketChange("Only a customer's own words are customer messages.")
+    if not body_text.strip() and not body_html:
+        raise InvalidTicketChange("The message is empty.")
+    current = Status(ticket.status)
+    if current in (Status.PENDING, Status.RESOLVED, Status.CLOSED):
+        change_status(ticket, Status.OPEN, actor, reason="The customer replied.")
+    entry = add_entry(ticket, kind, actor, body_text=body_text, body_html=body_html)
+    audit.record(actor, "ticket.customer_message", "ticket", ticket.number, ticket_id=ticket.id)
+    return entry

@@ -1,0 +1,121 @@
+"""Blueprints (one per audience), error pages and what every template needs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Flask, Response, current_app, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.errors import DomainError
+from app.extensions import db, login_manager
+from app.models.people import Role
+from app.signin import load_user
+from app.web.guards import sign_in_redirect
+
+NAVIGATION: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
+    ("Inbox", "agent.inbox", (Role.AGENT, Role.SUPERVISOR)),
+    ("Compliance", "compliance.home", (Role.COMPLIANCE,)),
+    ("Admin", "admin.home", (Role.ADMIN,)),
+    ("My tickets", "portal.home", (Role.CUSTOMER,)),
+)
+
+
+def navigation() -> list[tuple[str, str]]:
+    """The menu a user sees: one entry per area their roles open."""
+    if not current_user.is_authenticated:
+        return []
+    return [(label, ep) for label, ep, roles in NAVIGATION if current_user.has_role(*roles)]
+
+
+def localtime(value: datetime | None) -> str:
+    """Show a stored UTC time in the viewer's zone (the company's for anonymous pages)."""
+    if value is None:
+        return ""
+    name = (current_user.timezone if current_user.is_authenticated else None) or current_app.config[
+        "TIMEZONE"
+    ]
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return value.astimezone(zone).strftime("%d %b %Y %H:%M")
+
+
+def error_page(status: int, title: str, message: str) -> Response:
+    """Errors as a full page, or as the flash region for htmx swaps."""
+    from app.htmx import render
+
+    response = render("errors/error.html", "message", status=status, title=title, message=message)
+    if request.headers.get("HX-Request") == "true":
+        # Show the message in the flash area instead of swapping it into the target.
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def register_web(app: Flask) -> None:
+    from app.web.admin import bp as admin_bp
+    from app.web.agent import bp as agent_bp
+    from app.web.api import bp as api_bp
+    from app.web.auth import bp as auth_bp
+    from app.web.compliance import bp as compliance_bp
+    from app.web.portal import bp as portal_bp
+
+    for blueprint in (auth_bp, portal_bp, agent_bp, compliance_bp, admin_bp, api_bp):
+        app.register_blueprint(blueprint)
+
+    login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(sign_in_redirect)
+    login_manager.session_protection = "basic"
+
+    app.add_template_filter(localtime)
+
+    @app.context_processor
+    def _layout() -> dict[str, Any]:
+        return {"navigation": navigation()}
+
+    @app.errorhandler(DomainError)
+    def _domain_error(error: DomainError) -> Response:
+        db.session.rollback()
+        return error_page(error.status, "That did not work", error.message)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(error: CSRFError) -> Response:
+        return error_page(
+            400,
+            "The form has expired",
+            "Your session changed or the page was open too long. Reload the page and try again.",
+        )
+
+    @app.errorhandler(429)
+    def _too_many(error: HTTPException) -> Response:
+        return error_page(
+            429,
+            "Too many attempts",
+            "Too many failed sign-ins. Wait a few minutes, then try again.",
+        )
+
+    @app.errorhandler(403)
+    def _forbidden(error: HTTPException) -> Response:
+        return error_page(403, "Not for your role", "Your account cannot open this page.")
+
+    @app.errorhandler(404)
+    def _not_found(error: HTTPException) -> Response:
+        return error_page(404, "Not found", "There is nothing at this address.")
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        )
+        return response

@@ -1,0 +1,11 @@
+"""Administration (/admin): users, roles, identities, mailboxes, policies."""
+
+from flask import Blueprint
+
+from app.models.people import Role
+from app.web.guards import guard_blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+guard_blueprint(bp, Role.ADMIN)
+
+from app.web.admin import routes  # noqa: E402,F401

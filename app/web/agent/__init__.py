@@ -1,0 +1,11 @@
+"""The agent workspace (/agent)."""
+
+from flask import Blueprint
+
+from app.models.people import Role
+from app.web.guards import guard_blueprint
+
+bp = Blueprint("agent", __name__, url_prefix="/agent")
+guard_blueprint(bp, Role.AGENT, Role.SUPERVISOR)
+
+from app.web.agent import routes  # noqa: E402,F401

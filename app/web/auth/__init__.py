@@ -1,0 +1,7 @@
+"""Staff sign-in and sign-out; the portal reuses the same sign-in flow."""
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from app.web.auth import routes  # noqa: E402,F401

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from app import audit
+from app.actor import Actor
+from app.extensions import db
+from app.signin import Audience, authenticate
+from app.web.auth import bp
+from app.web.auth.forms import LoginForm
+from app.web.auth.limits import FAILED, sign_in_limits
+from app.web.guards import home_for, safe_next
+
+
+def sign_in_page(audience: Audience, template: str) -> Response | str | tuple[str, int]:
+    """Shared by /login and /portal/login: only the audience and the page differ."""
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = authenticate(form.email.data, form.password.data, audience, request.remote_addr)
+        db.session.commit()
+        if user is not None:
+            session.clear()  # no session fixation: a fresh session for the signed-in user
+            login_user(user, remember=bool(form.remember.data))
+            return redirect(safe_next(request.args.get("next"), home_for(user)))
+        form.password.errors.append("Wrong email address or password.")
+        return render_template(template, form=form), FAILED
+    return render_template(template, form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@sign_in_limits
+def login() -> Response | str | tuple[str, int]:
+    return sign_in_page(Audience.STAFF, "auth/login.html")
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    back = url_for("auth.login") if current_user.is_staff else url_for("portal.login")
+    audit.record(
+        Actor.for_user(current_user, request.remote_addr), "auth.logout", "user", current_user.id
+    )
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(back)
+
+
+@bp.get("/")
+def index() -> Response:
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,11 @@
+"""The customer portal (/portal)."""
+
+from flask import Blueprint
+
+from app.models.people import Role
+from app.web.guards import guard_blueprint
+
+bp = Blueprint("portal", __name__, url_prefix="/portal")
+guard_blueprint(bp, Role.CUSTOMER, open_endpoints=("portal.login",))
+
+from app.web.portal import routes  # noqa: E402,F401
