@@ -1,0 +1,70 @@
+"""Opaque tokens for shareable download links.
+
+A token only carries a random link id, signed so that ids cannot be guessed
+or forged; everything else (which file, expiry, revocation, download count)
+lives in the app's database row for that id. Revoking a link is therefore a
+database update, and a leaked secret key alone does not reveal any file.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .exc import BadLinkToken
+
+__all__ = ["LINK_ID_BYTES", "LinkSigner", "new_link_id"]
+
+LINK_ID_BYTES = 16
+_DEFAULT_SALT = "vaultdesk.vault.download-link"
+
+
+def new_link_id() -> str:
+    """Return a fresh random link id (128 bits, URL safe) for a new database row."""
+    return secrets.token_urlsafe(LINK_ID_BYTES)
+
+
+class LinkSigner:
+    """Signs link ids into tokens and verifies tokens back into link ids.
+
+    A dedicated salt keeps these signatures useless as, say, session cookies
+    signed with the same secret key. Passing old secrets in ``fallback_keys``
+    lets the app rotate its secret without breaking links already sent out.
+    """
+
+    def __init__(
+        self,
+        secret_key: str | bytes,
+        *,
+        salt: str = _DEFAULT_SALT,
+        fallback_keys: Iterable[str | bytes] = (),
+    ) -> None:
+        if not secret_key:
+            raise ValueError("a non-empty secret key is required")
+        # itsdangerous signs with the last key and accepts all of them.
+        keys = [*reversed(list(fallback_keys)), secret_key]
+        self._serializer = URLSafeTimedSerializer(
+            [key.encode() if isinstance(key, str) else key for key in keys], salt=salt
+        )
+
+    def sign(self, link_id: str | None = None) -> tuple[str, str]:
+        """Return ``(link_id, token)``; a new random id is drawn when none is given."""
+        link_id = link_id or new_link_id()
+        return link_id, self._serializer.dumps(link_id)
+
+    def verify(self, token: str, *, max_age: int | None = None) -> str:
+        """Return the link id inside ``token``, or raise :class:`BadLinkToken`.
+
+        ``max_age`` (seconds) is an optional ceiling on top of the expiry the
+        database row holds, for links that must die even if the row is not
+        cleaned up.
+        """
+        try:
+            link_id = self._serializer.loads(token, max_age=max_age)
+        except BadData:
+            raise BadLinkToken("invalid or expired link") from None
+        if not isinstance(link_id, str) or not link_id:
+            raise BadLinkToken("invalid or expired link")
+        return link_id

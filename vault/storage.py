@@ -1,0 +1,546 @@
+"""Blob back ends: where headers and encrypted bodies physically live.
+
+A back end only ever sees ciphertext and ids the vault generated itself. Ids
+are checked against :data:`BLOB_ID_RE` on every call, so no string coming
+from a user (file name, URL segment) can reach a file system path or an S3
+key. Each blob has two parts stored as separate objects, a tiny header and
+the body; see :class:`Part` for why.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import os
+import queue
+import re
+import secrets
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, TypeAlias
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ._fs import fsync_dir
+from .exc import BlobNotFound, ConfigurationError, InvalidBlobId
+
+#: What writers accept; ``collections.abc.Buffer`` would need Python 3.12.
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
+__all__ = [
+    "BLOB_ID_RE",
+    "BlobStorage",
+    "BlobWriter",
+    "LocalDirectoryStorage",
+    "Part",
+    "S3Storage",
+    "check_blob_id",
+    "new_blob_id",
+    "storage_from_url",
+]
+
+#: 128 random bits as lowercase hex: nothing else is ever accepted as a blob id.
+BLOB_ID_RE = re.compile(r"\A[0-9a-f]{32}\Z")
+
+_DEFAULT_PART_SIZE = 8 * 1024 * 1024  # S3 minimum is 5 MiB for every part but the last
+_COPY_SIZE = 1024 * 1024
+_WRITEBACK_EVERY = 8 * 1024 * 1024
+
+
+def new_blob_id() -> str:
+    """Return a fresh unguessable blob id (128 random bits, hex)."""
+    return secrets.token_hex(16)
+
+
+def check_blob_id(blob_id: object) -> str:
+    """Return ``blob_id`` if it is a well-formed id, else raise :class:`InvalidBlobId`."""
+    if not isinstance(blob_id, str) or not BLOB_ID_RE.match(blob_id):
+        raise InvalidBlobId(f"invalid blob id {blob_id!r}")
+    return blob_id
+
+
+class Part(enum.StrEnum):
+    """The two objects making up a blob.
+
+    The header is kept apart from the body so that key rotation rewrites only
+    ~100-byte objects (S3 cannot rewrite part of an object), and so that
+    crypto-shredding is "delete the header": without it the body is noise.
+    """
+
+    HEADER = "hdr"
+    BODY = "body"
+
+
+class BlobWriter(Protocol):
+    """Sink handed out by :meth:`BlobStorage.writer`."""
+
+    def write(self, data: Buffer, /) -> int: ...
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class BlobStorage(ABC):
+    """Minimal interface every back end implements.
+
+    Writes go through :meth:`writer`, a context manager that publishes the
+    object only if the ``with`` block finishes without an exception, so a
+    failed or refused upload never leaves a partial object behind.
+    """
+
+    @abstractmethod
+    def writer(self, blob_id: str, part: Part) -> AbstractContextManager[BlobWriter]:
+        """Stream a new version of the object; it replaces any old one atomically on success."""
+
+    @abstractmethod
+    def open(self, blob_id: str, part: Part, start: int = 0, stop: int | None = None) -> BinaryIO:
+        """Return a stream of bytes ``start`` up to (excluding) ``stop`` of the object."""
+
+    @abstractmethod
+    def size(self, blob_id: str, part: Part) -> int:
+        """Length of the object in bytes; :class:`BlobNotFound` if it does not exist."""
+
+    @abstractmethod
+    def exists(self, blob_id: str, part: Part) -> bool:
+        """Whether the object exists."""
+
+    @abstractmethod
+    def delete(self, blob_id: str, part: Part) -> None:
+        """Remove the object durably; deleting a missing object is not an error."""
+
+    @abstractmethod
+    def iter_ids(self, part: Part = Part.HEADER) -> Iterator[str]:
+        """Yield the id of every blob that has ``part`` (order unspecified)."""
+
+    def put(self, blob_id: str, part: Part, data: bytes | _Readable) -> int:
+        """Store ``data`` (bytes or a readable stream) and return its length."""
+        total = 0
+        with self.writer(blob_id, part) as sink:
+            if isinstance(data, bytes | bytearray | memoryview):
+                sink.write(data)
+                return len(data)
+            while chunk := data.read(_COPY_SIZE):
+                sink.write(chunk)
+                total += len(chunk)
+        return total
+
+    def read(self, blob_id: str, part: Part) -> bytes:
+        """Return a whole object; meant for headers, never for bodies."""
+        with self.open(blob_id, part) as stream:
+            return stream.read()
+
+
+class _BoundedReader(io.RawIOBase):
+    """A file positioned at ``start`` that reports EOF at ``stop``."""
+
+    def __init__(self, raw: io.FileIO, remaining: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._remaining = remaining
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        if self._remaining <= 0 or not len(view):
+            return 0
+        got = self._raw.readinto(view[: self._remaining]) or 0
+        self._remaining -= got
+        return got
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _WriteBehind:
+    """File writer that hands batches to a background thread.
+
+    Encryption and hashing keep one core busy; without this the disk would
+    sit idle while they run and vice versa. Chunks are grouped into ~1 MiB
+    batches written with one ``writev`` each, and at most ``depth`` batches are
+    in flight, so memory stays bounded (a few MiB) whatever the file size.
+    """
+
+    def __init__(self, fd: int, *, batch: int = _COPY_SIZE, depth: int = 16) -> None:
+        self._fd = fd
+        self._batch_limit = batch
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._unsynced = 0
+        self._synced_offset = 0
+        self._thread = threading.Thread(target=self._run, name="vault-write-behind", daemon=True)
+        self._thread.start()
+
+    def write(self, data: Buffer, /) -> int:
+        if self._error is not None:
+            raise self._error
+        # Callers may reuse their buffer as soon as write() returns: keep a private copy
+        # unless the object is immutable already (the encryptor hands out fresh bytes).
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= self._batch_limit:
+            self._flush_pending()
+        return len(chunk)
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            self._queue.put(self._pending)
+            self._pending = []
+            self._pending_size = 0
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so the producer never blocks forever
+            try:
+                self._write_all(batch)
+            except BaseException as error:  # re-raised in the producer thread
+                self._error = error
+
+    def _write_all(self, batch: list[bytes]) -> None:
+        self._unsynced += sum(len(chunk) for chunk in batch)
+        views = [memoryview(chunk) for chunk in batch]
+        while views:
+            written = os.writev(self._fd, views)
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
+        if self._unsynced >= _WRITEBACK_EVERY:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Ask the kernel to start writing what we have so far to the device.
+
+        Otherwise the whole file sits dirty in the page cache until the final
+        fsync, and the device idles while we encrypt. On Linux DONTNEED starts
+        asynchronous writeback of the range (it cannot drop dirty pages); it
+        also keeps ciphertext from crowding useful data out of the cache.
+        """
+        self._unsynced = 0
+        fadvise = getattr(os, "posix_fadvise", None)
+        if fadvise is None:
+            return
+        end = os.lseek(self._fd, 0, os.SEEK_CUR)
+        fadvise(self._fd, self._synced_offset, end - self._synced_offset, os.POSIX_FADV_DONTNEED)
+        self._synced_offset = end
+
+    def finish(self) -> None:
+        """Wait for every write to reach the file; re-raise the first write error."""
+        self._flush_pending()
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        """Stop the thread after a failure without raising a second error."""
+        self._pending = []
+        self._queue.put(None)
+        self._thread.join()
+
+
+class LocalDirectoryStorage(BlobStorage):
+    """Blobs as files under one directory, fanned out by the first two hex digits.
+
+    Objects are written to a temporary file in the target directory, fsynced,
+    renamed over the final name and the directory fsynced, so a crash leaves
+    either the old object or the new one, never a torn one.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, write_behind_mb: int = 16) -> None:
+        """``write_behind_mb`` bounds the ciphertext queued for the disk per upload.
+
+        More lets encryption run further ahead of a bursty device (64 MiB
+        brings a 1 GiB store close to plain-write speed on a cloud VM disk)
+        but costs that much memory per concurrent upload.
+        """
+        if write_behind_mb < 1:
+            raise ConfigurationError("write_behind_mb must be at least 1")
+        self.write_behind_mb = write_behind_mb
+        self.root = Path(root).absolute()
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalDirectoryStorage({str(self.root)!r})"
+
+    def path(self, blob_id: str, part: Part) -> Path:
+        """File system path of an object (the id is validated first)."""
+        check_blob_id(blob_id)
+        return self.root / blob_id[:2] / f"{blob_id}.{Part(part).value}"
+
+    @contextmanager
+    def writer(self, blob_id: str, part: Part) -> Iterator[BlobWriter]:
+        target = self.path(blob_id, part)
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)  # mode 0600
+        temp = Path(temp_name)
+        sink = _WriteBehind(fd, depth=self.write_behind_mb)
+        try:
+            try:
+                yield sink
+                sink.finish()
+            except BaseException:
+                sink.abandon()
+                raise
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.replace(temp, target)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        fsync_dir(target.parent)
+
+    def open(self, blob_id: str, part: Part, start: int = 0, stop: int | None = None) -> BinaryIO:
+        path = self.path(blob_id, part)
+        try:
+            handle = open(path, "rb", buffering=0)  # closed by the caller
+        except FileNotFoundError:
+            raise BlobNotFound(blob_id, f"no {Part(part).name.lower()}") from None
+        if start:
+            handle.seek(start)
+        if stop is None:
+            return io.BufferedReader(handle, _COPY_SIZE)
+        bounded = _BoundedReader(handle, max(0, stop - start))
+        return io.BufferedReader(bounded, _COPY_SIZE)
+
+    def size(self, blob_id: str, part: Part) -> int:
+        try:
+            return self.path(blob_id, part).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(blob_id, f"no {Part(part).name.lower()}") from None
+
+    def exists(self, blob_id: str, part: Part) -> bool:
+        return self.path(blob_id, part).is_file()
+
+    def delete(self, blob_id: str, part: Part) -> None:
+        path = self.path(blob_id, part)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        fsync_dir(path.parent)
+
+    def iter_ids(self, part: Part = Part.HEADER) -> Iterator[str]:
+        suffix = f".{Part(part).value}"
+        for fan in self.root.iterdir():
+            if len(fan.name) != 2 or not fan.is_dir():
+                continue
+            for entry in fan.iterdir():
+                name = entry.name
+                if name.endswith(suffix) and BLOB_ID_RE.match(name[: -len(suffix)]):
+                    yield name[: -len(suffix)]
+
+
+class _S3Writer:
+    """Multipart upload with one reusable part buffer, so memory stays flat."""
+
+    def __init__(self, client: Any, bucket: str, key: str, part_size: int) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._view = memoryview(bytearray(part_size))
+        self._filled = 0
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def write(self, data: Buffer, /) -> int:
+        source = memoryview(data).cast("B")
+        size = len(source)
+        while len(source):
+            room = len(self._view) - self._filled
+            taken = min(room, len(source))
+            self._view[self._filled : self._filled + taken] = source[:taken]
+            self._filled += taken
+            source = source[taken:]
+            if self._filled == len(self._view):
+                self._send_part()
+        return size
+
+    def _send_part(self) -> None:
+        if self._upload_id is None:
+            started = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
+            self._upload_id = started["UploadId"]
+        number = len(self._parts) + 1
+        answer = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=bytes(self._view[: self._filled]),
+        )
+        self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        self._filled = 0
+
+    def commit(self) -> None:
+        if self._upload_id is None:
+            self._client.put_object(
+                Bucket=self._bucket, Key=self._key, Body=bytes(self._view[: self._filled])
+            )
+            return
+        if self._filled:
+            self._send_part()
+        self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    def abort(self) -> None:
+        if self._upload_id is not None:
+            self._client.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+            )
+
+
+class S3Storage(BlobStorage):
+    """Blobs as objects in an S3 (or S3-compatible) bucket under ``prefix``.
+
+    Credentials come from boto3's usual chain (environment, config files,
+    instance roles); they are deliberately never part of the storage URL.
+    Note that on a versioned bucket deleting an object keeps old versions, so
+    crypto-shredding then also needs a lifecycle rule that expires them.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        part_size: int = _DEFAULT_PART_SIZE,
+    ) -> None:
+        if client is None:
+            import boto3  # type: ignore[import-untyped,unused-ignore]  # deferred: the local back end must not need boto3 at import time
+
+            client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name)
+        if part_size < 5 * 1024 * 1024:
+            raise ConfigurationError("S3 multipart parts must be at least 5 MiB")
+        self.bucket = bucket
+        self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        self.client = client
+        self.part_size = part_size
+
+    def __repr__(self) -> str:
+        return f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    def key(self, blob_id: str, part: Part) -> str:
+        """Object key of a blob part (the id is validated first)."""
+        check_blob_id(blob_id)
+        return f"{self.prefix}{blob_id[:2]}/{blob_id}.{Part(part).value}"
+
+    @staticmethod
+    def _is_missing(error: Exception) -> bool:
+        response = getattr(error, "response", None) or {}
+        code = str(response.get("Error", {}).get("Code", ""))
+        return code in {"404", "NoSuchKey", "NotFound"}
+
+    @contextmanager
+    def writer(self, blob_id: str, part: Part) -> Iterator[BlobWriter]:
+        sink = _S3Writer(self.client, self.bucket, self.key(blob_id, part), self.part_size)
+        try:
+            yield sink
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+
+    def open(self, blob_id: str, part: Part, start: int = 0, stop: int | None = None) -> BinaryIO:
+        key = self.key(blob_id, part)
+        if stop is not None and stop <= start:
+            if not self.exists(blob_id, part):
+                raise BlobNotFound(blob_id, f"no {Part(part).name.lower()}")
+            return io.BytesIO()
+        options: dict[str, Any] = {}
+        if start or stop is not None:
+            last = "" if stop is None else str(stop - 1)
+            options["Range"] = f"bytes={start}-{last}"
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key, **options)
+        except Exception as error:
+            if self._is_missing(error):
+                raise BlobNotFound(blob_id, f"no {Part(part).name.lower()}") from None
+            raise
+        return answer["Body"]  # type: ignore[no-any-return]
+
+    def size(self, blob_id: str, part: Part) -> int:
+        try:
+            answer = self.client.head_object(Bucket=self.bucket, Key=self.key(blob_id, part))
+        except Exception as error:
+            if self._is_missing(error):
+                raise BlobNotFound(blob_id, f"no {Part(part).name.lower()}") from None
+            raise
+        return int(answer["ContentLength"])
+
+    def exists(self, blob_id: str, part: Part) -> bool:
+        try:
+            self.size(blob_id, part)
+        except BlobNotFound:
+            return False
+        return True
+
+    def delete(self, blob_id: str, part: Part) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(blob_id, part))
+
+    def iter_ids(self, part: Part = Part.HEADER) -> Iterator[str]:
+        suffix = f".{Part(part).value}"
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(self.prefix) :].rpartition("/")[2]
+                if name.endswith(suffix) and BLOB_ID_RE.match(name[: -len(suffix)]):
+                    yield name[: -len(suffix)]
+
+
+def storage_from_url(url: str | os.PathLike[str]) -> BlobStorage:
+    """Build a back end from configuration, so switching is a config change only.
+
+    * ``/srv/vault`` or ``file:///srv/vault`` → :class:`LocalDirectoryStorage`
+    * ``s3://bucket/optional/prefix?endpoint_url=http://minio:9000&region=eu-west-1``
+      → :class:`S3Storage` (credentials from the standard boto3 environment)
+    """
+    text = os.fspath(url)
+    if "://" not in text:
+        if not text:
+            raise ConfigurationError("empty storage URL")
+        return LocalDirectoryStorage(text)
+    parts = urlsplit(text)
+    if parts.scheme == "file":
+        if parts.netloc not in {"", "localhost"} or parts.query or not parts.path:
+            raise ConfigurationError(f"unsupported file URL {text!r}; use file:///abs/path")
+        return LocalDirectoryStorage(unquote(parts.path))
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ConfigurationError("s3 URL needs a bucket: s3://bucket/prefix")
+        query = parse_qs(parts.query, strict_parsing=False)
+        allowed = {"endpoint_url", "region", "region_name"}
+        unknown = set(query) - allowed
+        if unknown:
+            raise ConfigurationError(f"unknown s3 URL options: {sorted(unknown)}")
+        endpoints = query.get("endpoint_url", [])
+        regions = query.get("region", []) + query.get("region_name", [])
+        endpoint = endpoints[-1] if endpoints else None
+        region = regions[-1] if regions else None
+        return S3Storage(
+            parts.netloc,
+            unquote(parts.path.lstrip("/")),
+            endpoint_url=endpoint,
+            region_name=region,
+        )
+    raise ConfigurationError(f"unsupported storage URL scheme {parts.scheme!r}")
