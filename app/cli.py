@@ -90,6 +90,81 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     run_worker(current_app._get_current_object(), tuple(queues) or QUEUES, burst=burst)  # type: ignore[attr-defined]
 
 
+@click.group("vault")
+def vault_group() -> None:
+    """The encrypted file vault: keys and rotation."""
+
+
+@vault_group.command("status")
+@with_appcontext
+def vault_status_command() -> None:
+    """Show the key ring and which keys stored files still need."""
+    from app.files.store import get_vault
+
+    vault = get_vault()
+    in_use = vault.key_ids_in_use()
+    click.echo(f"current key: {vault.keyring.current_id}")
+    for key_id in sorted(vault.keyring.key_ids):
+        click.echo(f"  {key_id:<40} {'in use' if key_id in in_use else 'not needed by any file'}")
+
+
+@vault_group.command("rotate-key")
+@with_appcontext
+def vault_rotate_command() -> None:
+    """Add a new key-encryption key, make it current and re-wrap every file's data key."""
+    from app import audit
+    from app.actor import Actor
+    from app.files.store import get_vault
+
+    if current_app.config.get("VAULT_KEYS"):
+        raise click.ClickException(
+            "The key ring comes from VAULTDESK_VAULT_KEYS; add the new key there and run "
+            "`vaultdesk vault rewrap`."
+        )
+    report = get_vault().add_kek_and_rewrap()
+    audit.record(
+        Actor.system("vaultdesk cli"),
+        "vault.rotate_key",
+        "key",
+        report.key_id,
+        rewrapped=report.rewrapped,
+    )
+    db.session.commit()
+    click.echo(
+        f"New current key {report.key_id}: {report.rewrapped} files re-wrapped, "
+        f"{report.already_current} already on it. Bodies were not re-encrypted."
+    )
+
+
+@vault_group.command("rewrap")
+@with_appcontext
+def vault_rewrap_command() -> None:
+    """Re-wrap every file's data key to the current key (after editing the key ring)."""
+    from app.files.store import get_vault
+
+    report = get_vault().rewrap()
+    click.echo(f"{report.rewrapped} files re-wrapped to {report.key_id}.")
+
+
+@vault_group.command("retire-key")
+@click.argument("key_id")
+@with_appcontext
+def vault_retire_command(key_id: str) -> None:
+    """Delete an old key; refused while any stored file still needs it."""
+    from app import audit
+    from app.actor import Actor
+    from app.files.store import get_vault
+    from vault import VaultError
+
+    try:
+        get_vault().retire_kek(key_id)
+    except VaultError as error:
+        raise click.ClickException(str(error)) from error
+    audit.record(Actor.system("vaultdesk cli"), "vault.retire_key", "key", key_id)
+    db.session.commit()
+    click.echo(f"Key {key_id} retired.")
+
+
 def register_commands(app: Flask) -> None:
-    for command in (demo_data_command, user_group, worker_command):
+    for command in (demo_data_command, user_group, worker_command, vault_group):
         app.cli.add_command(command)

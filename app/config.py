@@ -33,6 +33,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for RQ queues and rate limits"),
     Setting("SECRET_KEY", None, "signing key (default: random, kept in instance/secret_key)"),
     Setting("VAULT_DIR", None, "vault blob folder (default: instance/vault)"),
+    Setting(
+        "VAULT_STORAGE_URL", None, "blob backend: file:///path or s3://bucket/prefix?endpoint_url=…"
+    ),
+    Setting("VAULT_KEY_DIR", None, "key-encryption keys, 0600 files (default: instance/keys)"),
+    Setting("VAULT_KEYS", None, "key ring as id:base64key,…;current=id (instead of the folder)"),
+    Setting("VAULT_MAX_UPLOAD_BYTES", 2 * 1024**3, "largest file accepted (default 2 GiB)", int),
+    Setting("LINK_DAYS", 14, "days a file link stays valid unless set per link", int),
     Setting("TIMEZONE", "Europe/Berlin", "company time zone, default for new users"),
     Setting("BASE_URL", "http://localhost:5000", "public URL; https makes cookies Secure"),
     Setting("TICKET_PREFIX", "T", "prefix of ticket numbers, e.g. T-104233"),
@@ -104,6 +111,10 @@ def finalise(config: dict[str, Any], folder: Path) -> dict[str, Any]:
         out["SECRET_KEY"] = load_or_create_secret(folder)
     if not config.get("VAULT_DIR"):
         out["VAULT_DIR"] = str(folder / "vault")
+    if not config.get("VAULT_KEY_DIR"):
+        out["VAULT_KEY_DIR"] = str(folder / "keys")
+    # Streaming uploads are checked by the vault; this stops absurd bodies before parsing.
+    out["MAX_CONTENT_LENGTH"] = int(config["VAULT_MAX_UPLOAD_BYTES"]) + 1024 * 1024
     database_url = config.get("DATABASE_URL") or out["DATABASE_URL"]
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")

@@ -992,3 +992,29 @@ def smtp_sink(smtp_server: SmtpSink) -> Iterator[SmtpSink]:
 def imap_server() -> Iterator[DovecotServer]:
     """A Dovecot IMAP server for the whole session; add users with unique names per test."""
     yield from _serve(DovecotServer())
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server (moto in server mode) on loopback, dummy credentials.
+
+    Requests go through botocore's real HTTP stack, multipart uploads included.
+    """
+    from moto.server import ThreadedMotoServer
+
+    missing = tmp_path_factory.mktemp("aws") / "absent"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        patch.setenv("AWS_CONFIG_FILE", str(missing))
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing))
+        patch.delenv("AWS_PROFILE", raising=False)
+        patch.delenv("AWS_SESSION_TOKEN", raising=False)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()

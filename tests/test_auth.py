@@ -256,3 +256,19 @@ def test_logout_is_audited_and_ends_the_session(make_user: Any, client: Any, app
     assert client.get("/agent/").status_code == 302
     with app.app_context():
         assert db.session.scalar(select(AuditLog).where(AuditLog.action == "auth.logout"))
+
+
+def test_inbox_pages_through_htmx_fragments(make_user: Any, client: Any, app: Any) -> None:
+    from tests import factories
+
+    with app.app_context():
+        for n in range(53):
+            factories.ticket(f"Inbox ticket {n}")
+        db.session.commit()
+    sign_in(client, make_user(Role.AGENT))
+    fragment = client.get("/agent/?page=2", headers={"HX-Request": "true"})
+    html = fragment.get_data(as_text=True)
+    assert fragment.status_code == 200 and "<html" not in html
+    assert 'id="ticket-list"' in html and "Page 2 of 2" in html and html.count("<tr") == 4
+    assert "HX-Request" in fragment.headers["Vary"]
+    assert "<html" in client.get("/agent/?page=2").get_data(as_text=True)

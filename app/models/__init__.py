@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
 from app.models.audit import AuditLog, AuditLogIsAppendOnly
+from app.models.files import DownloadEvent, DownloadOutcome, LinkState, VaultFile, VaultLink
 from app.models.people import (
     STAFF_ROLES,
     Account,
@@ -39,9 +40,12 @@ __all__ = [
     "Category",
     "Channel",
     "Contact",
+    "DownloadEvent",
+    "DownloadOutcome",
     "EntryKind",
     "Lead",
     "LinkKind",
+    "LinkState",
     "Priority",
     "RecipientKind",
     "Role",
@@ -58,5 +62,7 @@ __all__ = [
     "TicketType",
     "User",
     "UserRole",
+    "VaultFile",
+    "VaultLink",
     "Visibility",
 ]

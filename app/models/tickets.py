@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -24,6 +24,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 from app.models.people import Account, Contact, Lead, Team, User
 from app.models.types import UTCDateTime, enum_check, utcnow
+
+if TYPE_CHECKING:
+    from app.models.files import VaultFile
 
 
 class Status(enum.StrEnum):
@@ -280,6 +283,9 @@ class StreamEntry(db.Model):
 
     ticket: Mapped[Ticket] = relationship(back_populates="entries")
     author: Mapped[User | None] = relationship()
+    attachments: Mapped[list[VaultFile]] = relationship(
+        back_populates="entry", order_by="VaultFile.id"
+    )
 
     @property
     def is_internal(self) -> bool:

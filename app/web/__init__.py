@@ -64,9 +64,10 @@ def register_web(app: Flask) -> None:
     from app.web.api import bp as api_bp
     from app.web.auth import bp as auth_bp
     from app.web.compliance import bp as compliance_bp
+    from app.web.links import bp as links_bp
     from app.web.portal import bp as portal_bp
 
-    for blueprint in (auth_bp, portal_bp, agent_bp, compliance_bp, admin_bp, api_bp):
+    for blueprint in (auth_bp, portal_bp, agent_bp, compliance_bp, admin_bp, api_bp, links_bp):
         app.register_blueprint(blueprint)
 
     login_manager.user_loader(load_user)

@@ -8,43 +8,12 @@ multipart uploads included; nothing is mocked at the Python level.
 from __future__ import annotations
 
 import secrets
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vault import KeyRing, LocalDirectoryStorage, S3Storage, Vault, storage_from_url
 from vault.storage import BlobStorage
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start one moto S3 server for the whole session, with dummy credentials."""
-    from moto.server import ThreadedMotoServer
-
-    missing = tmp_path_factory.mktemp("aws") / "absent"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        patch.setenv("AWS_CONFIG_FILE", str(missing))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing))
-        patch.delenv("AWS_PROFILE", raising=False)
-        patch.delenv("AWS_SESSION_TOKEN", raising=False)
-        port = _free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.stop()
 
 
 @pytest.fixture

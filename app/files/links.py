@@ -1,0 +1,357 @@
+"""Signed links to vault files: issue, check, count, revoke, and the download audit.
+
+A link is a database row (expiry, limit, recipient, password, revocation) named by a random
+id; the URL carries that id signed with the app's secret (``vault.LinkSigner``). Fetching
+is two steps so that mail scanners which open every link do not use up a one-time link:
+a GET shows a landing page, a POST counts the download (one atomic UPDATE) and hands out a
+short-lived *grant*, a second signed token that the actual download and all its Range
+requests reuse. Every request re-reads the link row, so a revocation stops a download that
+is already running at its next range request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import Select, or_, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app import audit
+from app.actor import Actor
+from app.audit import truncate_address
+from app.errors import DomainError, InvalidInput
+from app.extensions import db
+from app.models.files import DownloadEvent, DownloadOutcome, LinkState, VaultFile, VaultLink
+from app.models.people import Contact
+from app.models.tickets import Ticket
+from app.models.types import utcnow
+from vault import BadLinkToken, LinkSigner, new_link_id
+
+GRANT_SECONDS = 6 * 3600  # long enough to resume a big download over a slow line
+MAX_DAYS = 365
+
+
+class LinkNotFound(DomainError):
+    """The token does not verify or names no link: say nothing about any file."""
+
+    status = 404
+
+
+class LinkRefused(DomainError):
+    """The link exists but cannot be used now; ``state`` says why (shown to the visitor)."""
+
+    status = 410
+
+    def __init__(self, state: LinkState | str, message: str, status: int = 410) -> None:
+        super().__init__(message)
+        self.state = state
+        self.status = status
+
+
+REFUSALS = {
+    LinkState.REVOKED: "This link was revoked by the sender.",
+    LinkState.EXPIRED: "This link has expired.",
+    LinkState.EXHAUSTED: "This link has been used as often as it allows.",
+    LinkState.ERASED: "The file behind this link was erased.",
+}
+
+
+@dataclass(frozen=True)
+class Client:
+    """What the download audit keeps of the person or program asking."""
+
+    address: str | None
+    user_agent: str | None
+
+
+def _signer(purpose: str) -> LinkSigner:
+    return LinkSigner(current_app.config["SECRET_KEY"], salt=f"vaultdesk.{purpose}")
+
+
+def token_for(link: VaultLink) -> str:
+    return _signer("link").sign(link.id)[1]
+
+
+def link_url(link: VaultLink) -> str:
+    """The absolute URL to put in a mail or copy to a customer.
+
+    Built from ``BASE_URL`` with the URL map itself, so jobs without a request (the mail
+    sender) get the same public address as a page would.
+    """
+    base = urlsplit(current_app.config["BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
+    )
+    return adapter.build("links.landing", {"token": token_for(link)}, force_external=True)
+
+
+def issue_link(
+    file: VaultFile,
+    actor: Actor,
+    *,
+    days: int | None = None,
+    max_downloads: int | None = None,
+    recipient_email: str | None = None,
+    contact: Contact | None = None,
+    password: str | None = None,
+) -> VaultLink:
+    """Make a link for ``file``; the one call the mail pipeline uses for every attachment."""
+    if file.erased_at is not None:
+        raise InvalidInput("The file was erased; no link can be made for it.")
+    days = current_app.config["LINK_DAYS"] if days is None else days
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(f"A link lives between 1 and {MAX_DAYS} days.")
+    if max_downloads is not None and max_downloads < 1:
+        raise InvalidInput("The download limit must be at least 1, or empty for no limit.")
+    recipient = (recipient_email or "").strip().lower() or None
+    if recipient is not None and "@" not in recipient:
+        raise InvalidInput(f"{recipient_email!r} is not an email address.")
+    if contact is None and file.ticket is not None and recipient is not None:
+        contact = (
+            file.ticket.contact
+            if file.ticket.contact and (file.ticket.contact.email.lower() == recipient)
+            else None
+        )
+    link = VaultLink(
+        id=new_link_id(),
+        file=file,
+        ticket_id=file.ticket_id,
+        contact=contact,
+        recipient_email=recipient,
+        issued_by_id=actor.user_id,
+        expires_at=utcnow() + timedelta(days=days),
+        max_downloads=max_downloads,
+        download_count=0,
+        password_hash=generate_password_hash(password, method="scrypt") if password else None,
+    )
+    db.session.add(link)
+    db.session.flush()
+    audit.record(
+        actor,
+        "link.issue",
+        "link",
+        link.id,
+        ticket_id=file.ticket_id,
+        file=file.public_id,
+        days=days,
+        max_downloads=max_downloads,
+        recipient=recipient,
+        password=bool(password),
+    )
+    return link
+
+
+def resolve(token: str) -> VaultLink:
+    """The link a token names, whatever its state; ``LinkNotFound`` when it names none."""
+    try:
+        link_id = _signer("link").verify(token)
+    except BadLinkToken:
+        raise LinkNotFound("This link is not valid.") from None
+    link = db.session.get(VaultLink, link_id)
+    if link is None:
+        raise LinkNotFound("This link is not valid.")
+    return link
+
+
+def record(
+    link: VaultLink | None,
+    file: VaultFile | None,
+    outcome: DownloadOutcome,
+    client: Client,
+    *,
+    reason: str | None = None,
+    byte_range: str | None = None,
+    user_id: int | None = None,
+) -> None:
+    db.session.add(
+        DownloadEvent(
+            link_id=link.id if link else None,
+            file_id=file.id if file else None,
+            user_id=user_id,
+            outcome=outcome.value,
+            reason=reason,
+            byte_range=byte_range,
+            client_address=truncate_address(client.address),
+            user_agent=(client.user_agent or "")[:200] or None,
+        )
+    )
+
+
+def check_usable(
+    link: VaultLink, client: Client, now: datetime | None = None, *, granted: bool = False
+) -> None:
+    """Raise ``LinkRefused`` (and audit it) unless the link can be used right now.
+
+    ``granted``: the request carries a grant, i.e. its download was counted already, so
+    reaching the limit does not stop it; revocation, expiry and erasure still do.
+    """
+    state = link.state(now or utcnow())
+    if granted and state is LinkState.EXHAUSTED:
+        return
+    if state is not LinkState.ACTIVE:
+        record(link, link.file, DownloadOutcome.REFUSED, client, reason=state.value)
+        raise LinkRefused(state, REFUSALS[state])
+
+
+def start_download(link: VaultLink, password: str | None, client: Client) -> str:
+    """Check the password, count one download atomically and return a grant token.
+
+    The count is one UPDATE whose WHERE holds every condition, so twenty parallel
+    requests on a one-time link give exactly one grant, on SQLite and PostgreSQL alike.
+    """
+    check_usable(link, client)
+    if link.password_hash and not check_password_hash(link.password_hash, password or ""):
+        record(link, link.file, DownloadOutcome.REFUSED, client, reason="wrong_password")
+        raise LinkRefused("password", "The password is not right.", status=403)
+    now = utcnow()
+    counted = db.session.execute(
+        update(VaultLink)
+        .where(
+            VaultLink.id == link.id,
+            VaultLink.revoked_at.is_(None),
+            VaultLink.expires_at > now,
+            or_(
+                VaultLink.max_downloads.is_(None),
+                VaultLink.download_count < VaultLink.max_downloads,
+            ),
+        )
+        .values(download_count=VaultLink.download_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if counted.rowcount != 1:
+        db.session.expire(link)
+        check_usable(link, client, now)  # tells which limit was hit, and audits it
+        raise LinkRefused(LinkState.EXHAUSTED, REFUSALS[LinkState.EXHAUSTED])
+    record(link, link.file, DownloadOutcome.GRANTED, client)
+    return _signer("grant").sign(f"{link.id}.{secrets.token_urlsafe(8)}")[1]
+
+
+def check_grant(link: VaultLink, grant: str, client: Client) -> None:
+    """A grant must be ours, recent, for this link, and the link still usable."""
+    try:
+        value = _signer("grant").verify(grant, max_age=GRANT_SECONDS)
+    except BadLinkToken:
+        record(link, link.file, DownloadOutcome.REFUSED, client, reason="bad_grant")
+        raise LinkRefused(
+            "grant", "This download has timed out. Open the link again.", status=403
+        ) from None
+    if value.rpartition(".")[0] != link.id:
+        record(link, link.file, DownloadOutcome.REFUSED, client, reason="bad_grant")
+        raise LinkRefused("grant", "This download does not belong to this link.", status=403)
+    check_usable(link, client, granted=True)
+
+
+def _revoke(links: list[VaultLink], actor: Actor, reason: str) -> list[str]:
+    """Revoke the links not revoked yet; return their ids (for the audit row)."""
+    now = utcnow()
+    revoked = []
+    for link in links:
+        if link.revoked_at is None:
+            link.revoked_at, link.revoked_by_id, link.revoke_reason = now, actor.user_id, reason
+            revoked.append(link.id)
+    return revoked
+
+
+def _reason(reason: str) -> str:
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise InvalidInput("Say why the link is revoked; the reason goes into the audit log.")
+    return reason[:500]
+
+
+def unrevoked_links() -> Select[tuple[VaultLink]]:
+    """Links not revoked yet, expired ones included: revoking those too is harmless and
+    makes the record say what the officer meant ("nothing of this customer's is live")."""
+    return select(VaultLink).where(VaultLink.revoked_at.is_(None))
+
+
+def revoke_link(link: VaultLink, actor: Actor, reason: str) -> int:
+    reason = _reason(reason)
+    if not _revoke([link], actor, reason):
+        return 0  # revoked before: the existing record stands, no second reason is written
+    audit.record(actor, "link.revoke", "link", link.id, ticket_id=link.ticket_id, reason=reason)
+    return 1
+
+
+def revoke_ticket_links(ticket: Ticket, actor: Actor, reason: str) -> int:
+    reason = _reason(reason)
+    links = list(db.session.scalars(unrevoked_links().where(VaultLink.ticket_id == ticket.id)))
+    revoked = _revoke(links, actor, reason)
+    audit.record(
+        actor,
+        "link.revoke_ticket",
+        "ticket",
+        ticket.number,
+        ticket_id=ticket.id,
+        reason=reason,
+        count=len(revoked),
+        links=_listed(revoked),
+    )
+    return len(revoked)
+
+
+def revoke_customer_links(
+    actor: Actor, reason: str, *, contact: Contact | None = None, email: str | None = None
+) -> int:
+    """Every link made for a customer: by contact, by the address it was sent to, or both."""
+    reason = _reason(reason)
+    email = email.strip().lower() if email else None
+    conditions = []
+    if contact is not None:
+        conditions.append(VaultLink.contact_id == contact.id)
+        conditions.append(VaultLink.recipient_email == contact.email.lower())
+    if email:
+        conditions.append(VaultLink.recipient_email == email)
+    if not conditions:
+        raise InvalidInput("Name a customer or an address.")
+    links = list(db.session.scalars(unrevoked_links().where(or_(*conditions))))
+    revoked = _revoke(links, actor, reason)
+    audit.record(
+        actor,
+        "link.revoke_customer",
+        "contact",
+        contact.id if contact else email,
+        reason=reason,
+        count=len(revoked),
+        links=_listed(revoked),
+        email=email or (contact.email if contact else None),
+    )
+    return len(revoked)
+
+
+def revoke_all(actor: Actor, reason: str) -> int:
+    """The emergency switch: every link that is not revoked yet, at once."""
+    reason = _reason(reason)
+    now = utcnow()
+    revoked = list(
+        db.session.scalars(
+            update(VaultLink)
+            .where(VaultLink.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_by_id=actor.user_id, revoke_reason=reason)
+            .returning(VaultLink.id),
+            execution_options={"synchronize_session": "fetch"},
+        )
+    )
+    audit.record(
+        actor,
+        "link.revoke_all",
+        "link",
+        None,
+        reason=reason,
+        count=len(revoked),
+        links=_listed(revoked),
+    )
+    return len(revoked)
+
+
+AUDIT_LIST_LIMIT = 1000
+
+
+def _listed(ids: list[str]) -> list[str]:
+    """Which links an action revoked, for the audit row; capped so one row stays small
+    (the links themselves carry who revoked them, when and why)."""
+    return ids[:AUDIT_LIST_LIMIT]

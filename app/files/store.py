@@ -1,0 +1,131 @@
+"""Putting files into the vault and taking them out again, for the rest of the app.
+
+The vault library knows blobs and keys; this module adds what the help desk knows:
+who uploaded, where the file is attached, names, the size limit, and erasure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import current_app
+
+from app import audit
+from app.actor import Actor
+from app.errors import InvalidInput
+from app.extensions import db
+from app.files.names import display_name
+from app.models.files import VaultFile
+from app.models.tickets import StreamEntry, Ticket
+from app.models.types import utcnow
+from vault import FileTooLarge, KeyRing, Vault, storage_from_url
+from vault.vault import DEFAULT_MIME_TYPE
+
+TEXT_MIME = "text/plain; charset=utf-8"
+
+
+def get_vault() -> Vault:
+    """The configured vault, built once per process (it holds no state others need)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    vault = app.extensions.get("vaultdesk_vault")
+    if vault is None:
+        config = app.config
+        url = config.get("VAULT_STORAGE_URL") or Path(config["VAULT_DIR"]).as_uri()
+        keys = config.get("VAULT_KEYS")
+        ring = (
+            KeyRing.from_string(keys) if keys else KeyRing.from_directory(config["VAULT_KEY_DIR"])
+        )
+        vault = Vault(storage_from_url(url), ring)
+        app.extensions["vaultdesk_vault"] = vault
+    return vault
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut at the end of the sample is still text.
+        return error.start >= len(head) - 3
+    return True
+
+
+def store_upload(
+    stream: object,
+    filename: str,
+    actor: Actor,
+    *,
+    ticket: Ticket | None = None,
+    entry: StreamEntry | None = None,
+) -> VaultFile:
+    """Encrypt ``stream`` into the vault and record it; refuse files over the limit.
+
+    The blob is written before the row; if the caller's transaction later rolls back,
+    ``discard`` removes the blobs so nothing unreferenced stays behind.
+    """
+    limit = int(current_app.config["VAULT_MAX_UPLOAD_BYTES"])
+    vault = get_vault()
+    try:
+        stored = vault.put(stream, max_size=limit)  # type: ignore[arg-type]
+    except FileTooLarge:
+        raise InvalidInput(
+            f"“{display_name(filename)}” is larger than the limit of {human_size(limit)}."
+        ) from None
+    mime = stored.mime_type
+    if mime == DEFAULT_MIME_TYPE and stored.size:
+        head = b"".join(vault.read_range(stored.blob_id, 0, min(stored.size, 4096) - 1))
+        if _looks_like_text(head):
+            mime = TEXT_MIME
+    row = VaultFile(
+        blob_id=stored.blob_id,
+        original_name=filename[:1024],
+        display_name=display_name(filename),
+        size=stored.size,
+        mime_type=mime,
+        sha256=stored.sha256,
+        uploaded_by_id=actor.user_id,
+        uploaded_by_label=actor.label,
+        ticket=ticket,
+        entry=entry,
+    )
+    db.session.add(row)
+    db.session.flush()
+    audit.record(
+        actor,
+        "file.upload",
+        "file",
+        row.public_id,
+        ticket_id=ticket.id if ticket else None,
+        size=row.size,
+        sha256=row.sha256,
+    )
+    return row
+
+
+def discard(blob_ids: list[str]) -> None:
+    """Remove blobs whose rows were never committed (a failed multi-file upload)."""
+    vault = get_vault()
+    for blob_id in blob_ids:
+        vault.shred(blob_id)
+
+
+def erase_file(file: VaultFile, actor: Actor, reason: str) -> None:
+    """Crypto-shred: the data key goes first, then the body; the row stays as a record."""
+    if file.erased_at is not None:
+        return
+    get_vault().shred(file.blob_id)
+    file.erased_at = utcnow()
+    file.erased_by_id = actor.user_id
+    audit.record(
+        actor, "file.erase", "file", file.public_id, ticket_id=file.ticket_id, reason=reason
+    )

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from flask import Response, redirect, render_template, request, url_for
+
+from app.extensions import db, limiter
+from app.files import links as file_links
+from app.files.serving import file_response
+from app.files.store import human_size
+from app.models.files import DownloadOutcome, VaultLink
+from app.web.links import bp
+
+
+def _client() -> file_links.Client:
+    return file_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+
+
+def _refused(error: file_links.LinkRefused | file_links.LinkNotFound) -> tuple[str, int]:
+    db.session.commit()  # the refusal is audited even though nothing is served
+    state = getattr(error, "state", "invalid")
+    return (
+        render_template("links/refused.html", message=error.message, state=str(state)),
+        error.status,
+    )
+
+
+def _landing(link: VaultLink, error: str | None = None, status: int = 200) -> tuple[str, int]:
+    return (
+        render_template(
+            "links/landing.html",
+            link=link,
+            file=link.file,
+            size=human_size(link.file.size),
+            error=error,
+        ),
+        status,
+    )
+
+
+@bp.route("/<token>", methods=["GET", "HEAD"])
+def landing(token: str) -> tuple[str, int]:
+    """Show what the link holds; opening it (people and mail scanners alike) counts nothing."""
+    try:
+        link = file_links.resolve(token)
+        file_links.check_usable(link, _client())
+    except (file_links.LinkNotFound, file_links.LinkRefused) as error:
+        return _refused(error)
+    file_links.record(link, link.file, DownloadOutcome.VIEWED, _client())
+    db.session.commit()
+    return _landing(link)
+
+
+def _wrong_password(response: Response) -> bool:
+    """Only password guesses count towards the per-link limit; refusals guess nothing."""
+    return response.status_code == 403
+
+
+@bp.post("/<token>")
+@limiter.limit(
+    "10 per minute",
+    key_func=lambda: f"link:{request.view_args.get('token', '')[:80]}",  # type: ignore[union-attr]
+    deduct_when=_wrong_password,
+)
+def start(token: str) -> Response | tuple[str, int]:
+    """Count one download and send the browser to it, with a grant for its ranges."""
+    try:
+        link = file_links.resolve(token)
+        grant = file_links.start_download(link, request.form.get("password"), _client())
+    except file_links.LinkRefused as error:
+        db.session.commit()
+        if error.state == "password":
+            return _landing(link, error.message, 403)
+        return _refused(error)
+    except file_links.LinkNotFound as error:
+        return _refused(error)
+    db.session.commit()
+    return redirect(url_for("links.download", token=token, grant=grant), code=303)
+
+
+@bp.route("/<token>/d/<grant>", methods=["GET", "HEAD"])
+def download(token: str, grant: str) -> Response | tuple[str, int]:
+    """The bytes. Every request, each Range included, re-checks the link first."""
+    client = _client()
+    try:
+        link = file_links.resolve(token)
+        file_links.check_grant(link, grant, client)
+    except (file_links.LinkNotFound, file_links.LinkRefused) as error:
+        return _refused(error)
+
+    def served(byte_range: str | None) -> None:
+        outcome = (
+            DownloadOutcome.REFUSED if byte_range == "unsatisfiable" else DownloadOutcome.SERVED
+        )
+        reason = "bad_range" if outcome is DownloadOutcome.REFUSED else None
+        file_links.record(
+            link,
+            link.file,
+            outcome,
+            client,
+            reason=reason,
+            byte_range=None if reason else byte_range,
+        )
+        db.session.commit()
+
+    return file_response(link.file, request, on_serve=served)

@@ -1,0 +1,288 @@
+"""Signed vault links: landing, counting, grants, ranges, refusals, revocation, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from app.actor import Actor
+from app.extensions import db
+from app.files import links as file_links
+from app.files.store import store_upload
+from app.models import DownloadEvent, Role, VaultFile, VaultLink
+from app.models.types import utcnow
+from tests import factories
+from tests.conftest import csrf_from
+
+CONTENT = bytes(range(256)) * 1024 + b"tail"  # 256 KiB + 4: several vault chunks
+
+
+def make_link(
+    app: Any, content: bytes = CONTENT, name: str = "report.pdf", **kwargs: Any
+) -> dict[str, Any]:
+    with app.app_context():
+        agent = factories.staff_user(Role.AGENT)
+        ticket = factories.ticket()
+        file = store_upload(io.BytesIO(content), name, Actor.staff(agent), ticket=ticket)
+        link = file_links.issue_link(file, Actor.staff(agent), **kwargs)
+        db.session.commit()
+        return {
+            "path": urlsplit(file_links.link_url(link)).path,
+            "link_id": link.id,
+            "file_id": file.id,
+            "ticket": ticket.number,
+            "agent_id": agent.id,
+        }
+
+
+def start(client: Any, path: str, password: str | None = None) -> Any:
+    landing = client.get(path)
+    data = {"csrf_token": csrf_from(landing.get_data(as_text=True))}
+    if password is not None:
+        data["password"] = password
+    return client.post(path, data=data)
+
+
+def events(app: Any, link_id: str) -> list[tuple[str, str | None]]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(DownloadEvent).where(DownloadEvent.link_id == link_id).order_by(DownloadEvent.id)
+        )
+        return [(r.outcome, r.reason) for r in rows]
+
+
+def test_landing_page_names_the_file_and_counts_nothing(app: Any, client: Any) -> None:
+    link = make_link(app, name="Q3 Rechnung für Müller.pdf", max_downloads=1)
+    for _ in range(3):  # a mail scanner opening the link, twice, then the person
+        page = client.get(link["path"])
+        assert page.status_code == 200
+        assert "Q3 Rechnung für Müller.pdf" in page.get_data(as_text=True)
+        assert client.head(link["path"]).status_code == 200
+    with app.app_context():
+        assert db.session.get(VaultLink, link["link_id"]).download_count == 0
+    response = start(client, link["path"])
+    assert response.status_code == 303
+    download = client.get(response.headers["Location"])
+    assert download.status_code == 200
+    assert hashlib.sha256(download.data).digest() == hashlib.sha256(CONTENT).digest()
+    assert download.headers["Content-Length"] == str(len(CONTENT))
+    assert download.headers["Accept-Ranges"] == "bytes"
+    assert download.headers["ETag"].strip('"') == hashlib.sha256(CONTENT).hexdigest()[:32]
+    disposition = download.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="Q3 Rechnung fur Muller.pdf"')
+    assert "filename*=UTF-8''Q3%20Rechnung%20f%C3%BCr%20M%C3%BCller.pdf" in disposition
+    assert "sandbox" in download.headers["Content-Security-Policy"]
+    # The one allowed download is used: the link now says so, with 410.
+    again = client.get(link["path"])
+    assert again.status_code == 410 and "used as often as it allows" in again.get_data(as_text=True)
+    # 3 GETs + 3 HEADs + the landing before the click, one count, the bytes, the refusal.
+    assert events(app, link["link_id"]) == [("viewed", None)] * 7 + [
+        ("granted", None),
+        ("served", None),
+        ("refused", "exhausted"),
+    ]
+
+
+def test_range_requests_reuse_the_grant(app: Any, client: Any) -> None:
+    link = make_link(app, max_downloads=1)
+    target = start(client, link["path"]).headers["Location"]
+    first = client.get(target, headers={"Range": "bytes=0-99"})
+    assert first.status_code == 206 and first.data == CONTENT[:100]
+    assert first.headers["Content-Range"] == f"bytes 0-99/{len(CONTENT)}"
+    boundary = client.get(target, headers={"Range": "bytes=65530-65545"})  # across a chunk
+    assert boundary.status_code == 206 and boundary.data == CONTENT[65530:65546]
+    suffix = client.get(target, headers={"Range": "bytes=-4"})
+    assert suffix.data == b"tail"
+    beyond = client.get(target, headers={"Range": f"bytes={len(CONTENT) + 10}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["Content-Range"] == f"bytes */{len(CONTENT)}"
+    stale = client.get(target, headers={"Range": "bytes=0-9", "If-Range": '"not-the-etag"'})
+    assert stale.status_code == 200 and len(stale.data) == len(CONTENT)
+    with app.app_context():
+        assert db.session.get(VaultLink, link["link_id"]).download_count == 1
+    served = [e for e in events(app, link["link_id"]) if e[0] == "served"]
+    assert len(served) == 4
+
+
+def test_revocation_stops_a_download_at_its_next_range(app: Any, client: Any) -> None:
+    link = make_link(app)
+    target = start(client, link["path"]).headers["Location"]
+    assert client.get(target, headers={"Range": "bytes=0-65535"}).status_code == 206
+    with app.app_context():
+        row = db.session.get(VaultLink, link["link_id"])
+        officer = factories.staff_user(Role.COMPLIANCE)
+        file_links.revoke_link(row, Actor.staff(officer), "sent to the wrong customer")
+        db.session.commit()
+    cut = client.get(target, headers={"Range": "bytes=65536-"})
+    assert cut.status_code == 410 and "revoked" in cut.get_data(as_text=True)
+    assert client.get(link["path"]).status_code == 410
+    assert ("refused", "revoked") in events(app, link["link_id"])
+
+
+def test_expired_link_is_gone(app: Any, client: Any) -> None:
+    link = make_link(app)
+    with app.app_context():
+        db.session.get(VaultLink, link["link_id"]).expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    page = client.get(link["path"])
+    assert page.status_code == 410 and "expired" in page.get_data(as_text=True)
+
+
+def test_tampered_and_unknown_tokens_say_nothing(app: Any, client: Any) -> None:
+    link = make_link(app)
+    token = link["path"].rsplit("/", 1)[1]
+    flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    for path in (f"/v/{flipped}", "/v/not-a-token", f"/v/{token}x"):
+        response = client.get(path)
+        assert response.status_code == 404
+        body = response.get_data(as_text=True)
+        assert "report.pdf" not in body and "This link is not valid." in body
+    # A valid signature over an id with no row behind it is just as unknown.
+    with app.app_context():
+        from vault import LinkSigner
+
+        forged = LinkSigner(app.config["SECRET_KEY"], salt="vaultdesk.link").sign("no-such-id")[1]
+    assert client.get(f"/v/{forged}").status_code == 404
+
+
+def test_a_grant_for_one_link_does_not_open_another(app: Any, client: Any) -> None:
+    first, second = make_link(app), make_link(app, content=b"other customer's file")
+    target = start(client, first["path"]).headers["Location"]
+    grant = target.rsplit("/", 1)[1]
+    response = client.get(f"{second['path']}/d/{grant}")
+    assert response.status_code == 403
+    assert b"other customer" not in response.data
+    assert client.get(f"{first['path']}/d/forged-grant").status_code == 403
+
+
+def test_password_protected_link(app: Any, client: Any) -> None:
+    link = make_link(app, password="s3cret-phrase", max_downloads=3)
+    wrong = start(client, link["path"], password="guess")
+    assert wrong.status_code == 403 and "The password is not right." in wrong.get_data(as_text=True)
+    right = start(client, link["path"], password="s3cret-phrase")
+    assert right.status_code == 303
+    assert client.get(right.headers["Location"]).data == CONTENT
+    assert ("refused", "wrong_password") in events(app, link["link_id"])
+    with app.app_context():
+        assert db.session.get(VaultLink, link["link_id"]).download_count == 1
+
+
+def test_password_guessing_is_rate_limited(app: Any, client: Any) -> None:
+    link = make_link(app, password="s3cret-phrase")
+    for _ in range(10):
+        assert start(client, link["path"], password="guess").status_code == 403
+    assert start(client, link["path"], password="s3cret-phrase").status_code == 429
+
+
+def test_post_without_csrf_token_counts_nothing(app: Any, client: Any) -> None:
+    link = make_link(app, max_downloads=1)
+    assert client.post(link["path"]).status_code == 400
+    with app.app_context():
+        assert db.session.get(VaultLink, link["link_id"]).download_count == 0
+
+
+def test_twenty_parallel_downloads_of_a_one_time_link_give_one_file(
+    app: Any, live_server: str
+) -> None:
+    """Real concurrent HTTP requests against the threaded server: exactly one wins."""
+    import urllib.request
+    from http.cookiejar import CookieJar
+
+    link = make_link(app, max_downloads=1)
+    url = live_server + link["path"]
+    openers, tokens = [], []
+    for _ in range(20):  # each visitor opens the landing page first, as a browser would
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        tokens.append(csrf_from(opener.open(url).read().decode()))
+        openers.append(opener)
+    barrier = threading.Barrier(20)
+    results: list[bytes | int] = [0] * 20
+
+    def attempt(i: int) -> None:
+        body = f"csrf_token={tokens[i]}".encode()
+        barrier.wait()
+        try:
+            results[i] = openers[i].open(url, data=body).read()
+        except urllib.error.HTTPError as error:
+            results[i] = error.code
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    files = [r for r in results if isinstance(r, bytes)]
+    assert len(files) == 1 and files[0] == CONTENT
+    assert sorted(r for r in results if isinstance(r, int)) == [410] * 19
+    with app.app_context():
+        assert db.session.get(VaultLink, link["link_id"]).download_count == 1
+
+
+def test_erased_file_link_says_erased(app: Any, client: Any) -> None:
+    from app.files.store import erase_file
+
+    link = make_link(app)
+    with app.app_context():
+        erase_file(db.session.get(VaultFile, link["file_id"]), Actor.system(), "erasure request")
+        db.session.commit()
+    page = client.get(link["path"])
+    assert page.status_code == 410 and "erased" in page.get_data(as_text=True)
+
+
+def test_issue_link_refuses_bad_settings(app: Any) -> None:
+    from app.errors import InvalidInput
+
+    with app.app_context():
+        file = store_upload(io.BytesIO(b"x"), "a.txt", Actor.system(), ticket=factories.ticket())
+        for kwargs, message in (
+            ({"days": 0}, "between 1 and 365"),
+            ({"days": 400}, "between 1 and 365"),
+            ({"max_downloads": 0}, "at least 1"),
+            ({"recipient_email": "not-an-address"}, "not an email"),
+        ):
+            with pytest.raises(InvalidInput, match=message):
+                file_links.issue_link(file, Actor.system(), **kwargs)
+
+
+def test_link_issued_to_the_ticket_contact_belongs_to_that_customer(app: Any) -> None:
+    with app.app_context():
+        ticket = factories.ticket()
+        file = store_upload(io.BytesIO(b"x"), "a.txt", Actor.system(), ticket=ticket)
+        mine = file_links.issue_link(
+            file, Actor.system(), recipient_email=ticket.contact.email.upper()
+        )
+        other = file_links.issue_link(
+            file, Actor.system(), recipient_email="supplier@elsewhere.test"
+        )
+        assert mine.contact_id == ticket.contact_id and mine.recipient_email == ticket.contact.email
+        assert other.contact_id is None
+        assert re.fullmatch(r"[A-Za-z0-9_-]{20,}", mine.id)
+
+
+def test_bulk_revocations_name_the_links_in_the_audit_row(app: Any) -> None:
+    from app.models import AuditLog
+
+    first, second = make_link(app), make_link(app)
+    with app.app_context():
+        officer = Actor.staff(factories.staff_user(Role.COMPLIANCE))
+        assert file_links.revoke_all(officer, "key material leaked") == 2
+        assert file_links.revoke_all(officer, "again") == 0
+        db.session.commit()
+        rows = db.session.scalars(
+            select(AuditLog).where(AuditLog.action == "link.revoke_all").order_by(AuditLog.id)
+        ).all()
+        assert sorted(rows[0].details["links"]) == sorted([first["link_id"], second["link_id"]])
+        assert rows[0].details["reason"] == "key material leaked"
+        assert rows[1].details["count"] == 0
+        # Revoking one link twice keeps the first reason and writes no second record.
+        link = db.session.get(VaultLink, first["link_id"])
+        assert file_links.revoke_link(link, officer, "other reason") == 0
+        assert link.revoke_reason == "key material leaked"
