@@ -17,6 +17,7 @@ from flask import current_app
 
 from app.actor import Actor
 from app.extensions import db
+from app.mail.identities import add_template, save_identity
 from app.models.people import Account, Contact, Lead, Role, Team, User
 from app.models.tickets import Category, Channel, EntryKind, Priority, Status, Ticket, TicketType
 from app.models.types import utcnow
@@ -214,6 +215,40 @@ def build_demo(*, seed: int = 2026, password: str | None = None) -> list[tuple[s
     agents[1].receives_all_mail = True
     user("Dana Richter", [Role.COMPLIANCE])
     user("Ole Admin", [Role.ADMIN])
+
+    system = Actor.system("demo data")
+    support = save_identity(
+        system,
+        address=f"contact@{COMPANY_DOMAIN}",
+        name="Vaultdesk Support",
+        is_default=True,
+        signature="Vaultdesk Support\nMon–Fri 8:00–18:00 CET",
+    )
+    add_template(
+        system,
+        support,
+        "Thanks, looking into it",
+        "Thank you for your message. We are looking into it and will get back to you.",
+    )
+    add_template(
+        system,
+        support,
+        "Need more details",
+        "Could you send us a screenshot and the exact time the problem happened?",
+    )
+    billing = save_identity(
+        system,
+        address=f"buchhaltung@{COMPANY_DOMAIN}",
+        name="Vaultdesk Buchhaltung",
+        language="de",
+        signature="Vaultdesk Buchhaltung",
+    )
+    add_template(
+        system,
+        billing,
+        "Rechnung korrigiert",
+        "Vielen Dank für Ihren Hinweis. Wir haben die Rechnung korrigiert.",
+    )
 
     categories = [Category(name=c) for c in CATEGORIES]
     db.session.add_all(categories)

@@ -42,9 +42,9 @@ def test_attach_share_download_revoke(
     agent = agent_context.new_page()
     sign_in(agent, live_server, make_user(Role.AGENT))
     agent.goto(f"{live_server}/agent/tickets/{number}")
-    agent.get_by_label("Note (only staff see it)").fill("Signed version from the customer.")
-    agent.get_by_label("Files (stored encrypted in the vault)").set_input_files(str(upload))
-    agent.get_by_role("button", name="Add note").click()
+    agent.get_by_label("Message").fill("Signed version from the customer.")
+    agent.get_by_label("Files (stored encrypted in the vault;").set_input_files(str(upload))
+    agent.get_by_role("button", name="Send").click()
     agent.get_by_text("Note added with 1 file(s).").wait_for()
     agent.get_by_role("link", name="Share link…").click()
     assert agent.get_by_label("For (email address)").input_value() == customer_email

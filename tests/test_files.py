@@ -26,10 +26,10 @@ def post_note(
     client: Any, number: str, files: list[tuple[bytes, str]], body: str = "See files"
 ) -> Any:
     page = client.get(f"/agent/tickets/{number}").get_data(as_text=True)
-    data: dict[str, Any] = {"csrf_token": csrf_from(page), "body": body}
+    data: dict[str, Any] = {"csrf_token": csrf_from(page), "visibility": "internal", "body": body}
     data["files"] = [(io.BytesIO(content), name) for content, name in files]
     return client.post(
-        f"/agent/tickets/{number}/notes", data=data, content_type="multipart/form-data"
+        f"/agent/tickets/{number}/answer", data=data, content_type="multipart/form-data"
     )
 
 
@@ -133,7 +133,7 @@ def test_note_upload_without_csrf_token_stores_nothing(
 ) -> None:
     sign_in(client, make_user(Role.AGENT))
     response = client.post(
-        f"/agent/tickets/{ticket_number}/notes",
+        f"/agent/tickets/{ticket_number}/answer",
         data={"body": "x", "files": [(io.BytesIO(MARKER), "a.txt")]},
         content_type="multipart/form-data",
     )

@@ -2,6 +2,7 @@
 
 from app.models.audit import AuditLog, AuditLogIsAppendOnly
 from app.models.files import DownloadEvent, DownloadOutcome, LinkState, VaultFile, VaultLink
+from app.models.mail import OutboxMessage, OutboxStatus, ReplyTemplate, SenderIdentity
 from app.models.people import (
     STAFF_ROLES,
     Account,
@@ -46,6 +47,10 @@ __all__ = [
     "Lead",
     "LinkKind",
     "LinkState",
+    "OutboxMessage",
+    "OutboxStatus",
+    "ReplyTemplate",
+    "SenderIdentity",
     "Priority",
     "RecipientKind",
     "Role",

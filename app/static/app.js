@@ -7,3 +7,15 @@ document.addEventListener("htmx:configRequest", function (event) {
     event.detail.headers["X-CSRFToken"] = meta.getAttribute("content");
   }
 });
+
+// Template picker: choosing a template puts its text into the message box.
+document.addEventListener("change", function (event) {
+  var select = event.target;
+  if (!select.matches || !select.matches("select[data-fills]")) return;
+  var option = select.options[select.selectedIndex];
+  var target = document.getElementById(select.getAttribute("data-fills"));
+  if (option && option.dataset.body && target) {
+    target.value = target.value ? target.value + "\n\n" + option.dataset.body : option.dataset.body;
+    target.focus();
+  }
+});

@@ -1,21 +1,38 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.actor import Actor
+from app.actor import Actor, ActorKind
+from app.errors import InvalidInput
 from app.extensions import csrf, db
 from app.files import links as file_links
 from app.files.serving import file_response
 from app.files.store import discard, human_size, store_upload
-from app.htmx import render
+from app.htmx import render, wants_fragment
 from app.models.files import DownloadOutcome, VaultFile
+from app.models.mail import SenderIdentity
+from app.models.people import Role, User, UserRole
+from app.models.tickets import Category, Priority, Status, Ticket
 from app.models.types import utcnow
-from app.tickets import add_note
+from app.tickets import (
+    allowed_targets,
+    assign,
+    change_category,
+    change_priority,
+    change_status,
+    set_tags,
+)
+from app.tickets.inbox import check_version, is_unread, mark_read, set_in_inbox
 from app.tickets.lookup import file_links as links_of
 from app.tickets.lookup import ticket_by_number, ticket_file, ticket_page
 from app.tickets.queries import inbox as inbox_query
+from app.tickets.replies import answer
 from app.uploads import FilePart
 from app.web.agent import bp
 from app.web.agent.forms import LinkForm
@@ -36,16 +53,42 @@ def inbox() -> Response:
     return render("agent/inbox.html", "ticket_list", rows=rows, total=total, page=page, pages=pages)
 
 
+def _page_context(t: Ticket) -> dict[str, object]:
+    staff = db.session.scalars(
+        select(User)
+        .join(User.role_rows)
+        .where(User.active.is_(True), UserRole.role.in_([Role.AGENT.value, Role.SUPERVISOR.value]))
+        .order_by(User.name)
+        .distinct()
+    ).all()
+    return {
+        "ticket": t,
+        "human_size": human_size,
+        "now": utcnow(),
+        "statuses": [t.status_enum, *allowed_targets(t.status_enum, ActorKind.STAFF)],
+        "priorities": list(Priority),
+        "categories": db.session.scalars(
+            select(Category).where(Category.active.is_(True)).order_by(Category.name)
+        ).all(),
+        "staff": staff,
+        "identities": db.session.scalars(
+            select(SenderIdentity)
+            .where(SenderIdentity.active.is_(True))
+            .order_by(SenderIdentity.is_default.desc(), SenderIdentity.name)
+        ).all(),
+        "unread": is_unread(t, current_user),
+    }
+
+
 @bp.get("/tickets/<number>")
 def ticket(number: str) -> Response:
-    t = ticket_page(number)
-    return render("agent/ticket.html", ticket=t, human_size=human_size, now=utcnow())
+    return render("agent/ticket.html", **_page_context(ticket_page(number)))
 
 
-@bp.post("/tickets/<number>/notes")
+@bp.post("/tickets/<number>/answer")
 @csrf.exempt  # checked by receive_form before any file is stored (see upload_forms)
-def add_note_view(number: str) -> Response:
-    """An internal note with files; the files stream from the request into the vault."""
+def answer_view(number: str) -> Response:
+    """Reply or note from the composer; files stream from the request into the vault."""
     t = ticket_by_number(number)
     actor = _actor()
     stored: list[VaultFile] = []
@@ -57,20 +100,122 @@ def add_note_view(number: str) -> Response:
 
     try:
         fields, files = receive_form(store)
-        entry = add_note(t, actor, fields.get("body", "").strip() or _files_text(files))
-        for file in files:
-            file.entry = entry
+        internal = fields.get("visibility", "internal") != "public"
+        identity = None
+        if not internal:
+            identity = db.session.get(SenderIdentity, _int(fields.get("identity_id")) or 0)
+        answer(
+            t,
+            actor,
+            fields.get("body", ""),
+            internal=internal,
+            identity=identity,
+            files=files,
+            set_pending=fields.get("pending") == "on",
+            pending_until=_local_datetime(fields.get("pending_until", "")),
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
         discard([f.blob_id for f in stored])
         raise
-    flash(f"Note added{f' with {len(files)} file(s)' if files else ''}.", "success")
+    what = "Note added" if internal else "Reply queued for sending"
+    flash(f"{what}{f' with {len(files)} file(s)' if files else ''}.", "success")
     return redirect(url_for("agent.ticket", number=t.number), code=303)
 
 
-def _files_text(files: list[VaultFile]) -> str:
-    return "Attached " + ", ".join(f.display_name for f in files) if files else ""
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.strip().isdigit() else None
+
+
+def _local_datetime(value: str) -> datetime | None:
+    """A datetime-local value in the agent's own time zone, as aware UTC."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a date and time.") from None
+    zone = ZoneInfo(current_user.timezone or current_app.config["TIMEZONE"])
+    return naive.replace(tzinfo=zone).astimezone(UTC)
+
+
+@bp.post("/tickets/<number>/fields")
+def edit_fields(number: str) -> Response:
+    """Change header fields in place; a stale page gets a conflict, not an overwrite."""
+    t = ticket_by_number(number)
+    actor = _actor()
+    form = request.form
+    check_version(t, _int(form.get("version")))
+    if form.get("status") and form["status"] != t.status:
+        change_status(t, Status(form["status"]), actor)
+    if form.get("priority") and form["priority"] != t.priority:
+        change_priority(t, Priority(form["priority"]), actor)
+    if "category_id" in form and (_int(form["category_id"]) or None) != t.category_id:
+        change_category(t, db.session.get(Category, _int(form["category_id"]) or 0), actor)
+    if "tags" in form:
+        set_tags(t, [n for n in form["tags"].split(",") if n.strip()], actor)
+    if "assignee_id" in form and (_int(form["assignee_id"]) or None) != t.assignee_id:
+        assignee = db.session.get(User, _int(form["assignee_id"]) or 0)
+        assign(t, actor, assignee=assignee, note=form.get("note") or None)
+    db.session.commit()
+    if wants_fragment():
+        return _header(t)
+    flash("Ticket updated.", "success")
+    return redirect(url_for("agent.ticket", number=t.number), code=303)
+
+
+def _header(t: Ticket, status: int = 200) -> Response:
+    return render(
+        "agent/ticket.html", "header", status=status, **_page_context(ticket_page(t.number))
+    )
+
+
+@bp.post("/tickets/<number>/read")
+def mark_read_view(number: str) -> Response | tuple[str, int]:
+    """Sent by the page after a few seconds of viewing, or by the Mark as read button."""
+    t = ticket_by_number(number)
+    mark_read(t, current_user)
+    db.session.commit()
+    if wants_fragment():
+        return "", 204
+    return redirect(url_for("agent.ticket", number=t.number), code=303)
+
+
+@bp.post("/tickets/<number>/inbox")
+def inbox_view(number: str) -> Response:
+    t = ticket_by_number(number)
+    set_in_inbox(t, _actor(), request.form.get("in_inbox") == "1")
+    db.session.commit()
+    if wants_fragment():
+        return _header(t)
+    return redirect(url_for("agent.ticket", number=t.number), code=303)
+
+
+@bp.get("/tickets/<number>/live")
+def live(number: str) -> Response:
+    """Polled by the page: 304 while nothing changed, else the fresh header and stream.
+
+    The composer is outside the swapped region, so what the agent is typing survives.
+    """
+    t = ticket_by_number(number)
+    etag = f"t{t.id}v{t.version}"
+    if etag in request.if_none_match:
+        response = Response(status=304)
+    else:
+        response = render("agent/ticket.html", "live", **_page_context(ticket_page(number)))
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "no-cache"
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/identities/templates")
+def identity_templates() -> Response:
+    """The template picker for the chosen identity (htmx swaps the options)."""
+    identity = db.session.get(SenderIdentity, request.args.get("identity_id", 0, type=int) or 0)
+    return render("agent/_templates.html", templates=identity.templates if identity else [])
 
 
 @bp.get("/tickets/<number>/files/<public_id>")

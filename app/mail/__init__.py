@@ -1,0 +1,1 @@
+"""Mail in and out. ``outbound`` turns replies into outbox rows; the mail work sends them."""

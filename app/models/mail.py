@@ -1,0 +1,108 @@
+"""Outgoing mail: sender identities, their reply templates, and the transactional outbox."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.tickets import StreamEntry, Ticket
+from app.models.types import UTCDateTime, enum_check, utcnow
+
+
+class SenderIdentity(db.Model):
+    """An address the desk answers from (support@, billing@, a team or brand).
+
+    Agents pick one per reply; its name, language and signature go into the mail.
+    """
+
+    __tablename__ = "sender_identity"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    signature: Mapped[str] = mapped_column(Text, default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    templates: Mapped[list[ReplyTemplate]] = relationship(
+        back_populates="identity", order_by="ReplyTemplate.name", cascade="all, delete-orphan"
+    )
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} <{self.address}>"
+
+
+class ReplyTemplate(db.Model):
+    """A canned answer belonging to one identity (its language and tone)."""
+
+    __tablename__ = "reply_template"
+    __table_args__ = (UniqueConstraint("identity_id", "name", name="uq_reply_template_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("sender_identity.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    identity: Mapped[SenderIdentity] = relationship(back_populates="templates")
+
+
+class OutboxStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # retries used up; shown to agents, can be retried by hand
+
+
+class OutboxMessage(db.Model):
+    """A mail to send, written in the same transaction as the reply it carries.
+
+    A worker sends it later with retries; if the reply's transaction rolls back, there is
+    no mail, and if sending fails, the reply is still in the ticket and the failure shows.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        enum_check("status", OutboxStatus, "status_known"),
+        Index("ix_outbox_message_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket.id", ondelete="SET NULL"), index=True
+    )
+    entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stream_entry.id", ondelete="SET NULL"), index=True
+    )
+    identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sender_identity.id", ondelete="SET NULL")
+    )
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    from_address: Mapped[str] = mapped_column(String(254))
+    from_name: Mapped[str] = mapped_column(String(200))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
+    recipients: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"to": [...], "cc": [...], ...}
+    subject: Mapped[str] = mapped_column(String(400))
+    body_text: Mapped[str] = mapped_column(Text)
+    in_reply_to: Mapped[str | None] = mapped_column(String(255))
+    references: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    ticket: Mapped[Ticket | None] = relationship()
+    entry: Mapped[StreamEntry | None] = relationship()
+    identity: Mapped[SenderIdentity | None] = relationship()
