@@ -94,6 +94,10 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
     conf_args.setdefault("render_item", render_item)
+    # The full-text index is not a model (FTS5 virtual table / tsvector side table).
+    from app.tickets.search import include_name
+
+    conf_args.setdefault("include_name", include_name)
 
     connectable = get_engine()
 

@@ -370,3 +370,27 @@ def test_admin_manages_identities_and_templates(app: Any, make_user: Any) -> Non
     agent = app.test_client()
     sign_in(agent, make_user(Role.AGENT))
     assert agent.get("/admin/identities").status_code == 403
+
+
+def test_reassigning_follows_the_new_managers_team_unless_a_team_is_chosen(
+    app: Any, client: Any, world: Any, make_user: Any
+) -> None:
+    from app.models import Team
+
+    second = make_user(Role.AGENT)
+    with app.app_context():
+        first_line, tech = Team(name="First line"), Team(name="Tech")
+        db.session.add_all([first_line, tech])
+        db.session.get(User, second.id).team = tech
+        db.session.get(Ticket, world["ticket_id"]).team = first_line
+        db.session.commit()
+        first_line_id, tech_id = first_line.id, tech.id
+    edit(client, world, assignee_id=str(second.id), team_id=str(first_line_id))
+    with app.app_context():
+        ticket = db.session.get(Ticket, world["ticket_id"])
+        assert (ticket.assignee_id, ticket.team_id) == (second.id, tech_id)
+    edit(client, world, assignee_id="", team_id=str(first_line_id))
+    with app.app_context():
+        ticket = db.session.get(Ticket, world["ticket_id"])
+        assert ticket.assignee_id is None and ticket.team_id == first_line_id
+        assert ticket.waiting_for_dispatch

@@ -91,3 +91,35 @@ def test_agent_answers_pends_assigns_and_sees_the_customer_live(
         mails = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
         assert len(mails) == 2 and "driver-notes.txt: http" in mails[0].body_text
     page.close()
+
+
+def test_agent_bulk_changes_two_tickets_from_a_list(
+    app: Any, browser: Any, live_server: str, make_user: Any
+) -> None:
+    agent = make_user(Role.AGENT)
+    with app.app_context():
+        first, second, third = (factories.ticket(f"Bulk {n}") for n in ("one", "two", "three"))
+        db.session.commit()
+        numbers = [first.number, second.number, third.number]
+    page = browser.new_page()
+    page.goto(live_server + "/login")
+    page.get_by_label("Email address").fill(agent.email)
+    page.get_by_label("Password").fill(agent.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/agent/")
+    page.goto(live_server + "/agent/list/new")
+    page.get_by_label(f"Select {numbers[0]}").check()
+    page.get_by_label(f"Select {numbers[1]}").check()
+    bulk = page.locator("#bulk-form fieldset.bulk-actions")
+    bulk.locator("select[name=action]").select_option("status")
+    bulk.locator("select[name=status]").select_option("in_progress")
+    bulk.get_by_role("button", name="Apply").click()
+    page.get_by_role("status").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "agent-bulk.png"), full_page=True)
+    with app.app_context():
+        statuses = {
+            t.number: t.status
+            for t in db.session.scalars(select(Ticket).where(Ticket.number.in_(numbers)))
+        }
+    assert statuses == {numbers[0]: "in_progress", numbers[1]: "in_progress", numbers[2]: "new"}
+    page.close()

@@ -13,6 +13,7 @@ from sqlalchemy import inspect
 
 from app import create_app
 from app.extensions import db
+from app.tickets.search import include_name
 from tests.conftest import base_config
 
 
@@ -20,7 +21,8 @@ def schema_differences(app: Any) -> list[Any]:
     with app.app_context():
         with db.engine.connect() as connection:
             context = MigrationContext.configure(
-                connection, opts={"compare_type": True, "render_as_batch": True}
+                connection,
+                opts={"compare_type": True, "render_as_batch": True, "include_name": include_name},
             )
             diff = compare_metadata(context, db.metadata)
         db.session.remove()

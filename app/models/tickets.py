@@ -230,8 +230,11 @@ class Ticket(db.Model):
     tags: Mapped[list[Tag]] = relationship(secondary=ticket_tags, order_by="Tag.name")
     leads: Mapped[list[Lead]] = relationship(secondary=ticket_leads, order_by="Lead.name")
     subscribers: Mapped[list[User]] = relationship(secondary=ticket_subscribers)
+    # Time order; the id breaks ties (and keeps merged-in entries where they happened).
     entries: Mapped[list[StreamEntry]] = relationship(
-        back_populates="ticket", order_by="StreamEntry.id", cascade="all, delete-orphan"
+        back_populates="ticket",
+        order_by="(StreamEntry.created_at, StreamEntry.id)",
+        cascade="all, delete-orphan",
     )
     tasks: Mapped[list[Task]] = relationship(
         back_populates="ticket", order_by="Task.id", cascade="all, delete-orphan"

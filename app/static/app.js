@@ -19,3 +19,21 @@ document.addEventListener("change", function (event) {
     target.focus();
   }
 });
+
+// Keyboard: j/k move between ticket rows, Enter opens one; r jumps to the reply box.
+document.addEventListener("keydown", function (event) {
+  var target = event.target;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+  if (event.key === "j" || event.key === "k") {
+    var links = Array.prototype.slice.call(document.querySelectorAll("[data-row-link]"));
+    if (!links.length) return;
+    var index = links.indexOf(document.activeElement);
+    index = event.key === "j" ? Math.min(index + 1, links.length - 1) : Math.max(index - 1, 0);
+    links[index].focus();
+    event.preventDefault();
+  } else if (event.key === "r") {
+    var reply = document.querySelector("[aria-keyshortcuts~='r']");
+    if (reply) { reply.focus(); event.preventDefault(); }
+  }
+});

@@ -4,6 +4,7 @@ That keeps "change + stream entry + audit row" one transaction even when a view 
 makes several changes at once (a reply that also sets Pending, a bulk action).
 """
 
+from app.tickets import search  # noqa: F401  (registers the index upkeep on every session)
 from app.tickets.assignment import assign
 from app.tickets.changes import (
     add_customer_message,

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models.people import Contact, User
-from app.models.tickets import Ticket, TicketRead
+from app.models.tickets import Ticket
+from app.tickets.listing import ListQuery, ListRow, list_tickets
 
-
-@dataclass(frozen=True)
-class InboxRow:
-    ticket: Ticket
-    unread: bool  # for the viewer, when they manage it
-    manager_has_read: bool  # the global "envelope"
+# The inbox is one of the agent lists; its rows are the lists' rows (read state, overdue).
+InboxRow = ListRow
 
 
 def _with_people(stmt: Select) -> Select:
@@ -25,43 +20,10 @@ def _with_people(stmt: Select) -> Select:
     )
 
 
-def inbox(viewer: User, *, page: int = 1, per_page: int = 50) -> tuple[list[InboxRow], int]:
+def inbox(viewer: User, *, page: int = 1, per_page: int = 50) -> tuple[list[ListRow], int]:
     """Tickets with customer activity waiting, newest activity first, with read state."""
-    viewer_read = TicketRead.__table__.alias("viewer_read")
-    manager_read = TicketRead.__table__.alias("manager_read")
-    base = select(Ticket).where(Ticket.in_inbox.is_(True))
-    total = db.session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    stmt = (
-        _with_people(base)
-        .add_columns(viewer_read.c.read_at, manager_read.c.read_at)
-        .outerjoin(
-            viewer_read,
-            and_(viewer_read.c.ticket_id == Ticket.id, viewer_read.c.user_id == viewer.id),
-        )
-        .outerjoin(
-            manager_read,
-            and_(
-                manager_read.c.ticket_id == Ticket.id,
-                manager_read.c.user_id == Ticket.assignee_id,
-            ),
-        )
-        .order_by(Ticket.last_customer_activity_at.desc(), Ticket.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
-    rows = []
-    for ticket, viewer_at, manager_at in db.session.execute(stmt).unique():
-        activity = ticket.last_customer_activity_at
-        rows.append(
-            InboxRow(
-                ticket=ticket,
-                unread=ticket.assignee_id == viewer.id
-                and (viewer_at is None or (activity is not None and viewer_at < activity)),
-                manager_has_read=manager_at is not None
-                and (activity is None or manager_at >= activity),
-            )
-        )
-    return rows, total
+    result = list_tickets(ListQuery(view="inbox", page=page), viewer, per_page=per_page)
+    return result.rows, result.total
 
 
 def customer_tickets(user: User) -> list[Ticket]:

@@ -7,11 +7,18 @@ chose to receive all mail are subscribed. A new manager is subscribed on assignm
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
+from app import audit
+from app.actor import Actor
+from app.errors import NotFound
 from app.extensions import db
-from app.models.people import User
-from app.models.tickets import RecipientKind, Ticket, TicketRecipient
+from app.models.people import STAFF_ROLES, User, UserRole
+from app.models.tickets import EntryKind, RecipientKind, Ticket, TicketRecipient
+from app.tickets.errors import InvalidTicketChange
+from app.tickets.stream import add_entry
 
 
 def initialise(ticket: Ticket) -> None:
@@ -40,3 +47,157 @@ def subscribe(ticket: Ticket, user: User) -> None:
 def unsubscribe(ticket: Ticket, user: User) -> None:
     if user in ticket.subscribers:
         ticket.subscribers.remove(user)
+
+
+# --- Changes made by people -------------------------------------------------------------
+#
+# ``initialise``/``subscribe``/``unsubscribe`` above are silent: they run inside ticket
+# creation and assignment, which write their own entries. What follows is an agent editing
+# the Recipients tab, so each change leaves an internal SYSTEM entry and an audit row.
+
+# Deliberately plain: one @, no spaces, no header-breaking characters, a dotted domain.
+# Whether the mailbox exists only the receiving server knows; a bounce tells us later.
+_ADDRESS = re.compile(
+    r"[^@\s<>(),;:\"\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z0-9-]{2,63}"
+)
+NAME_MAX = 200
+
+
+def normalise_address(address: str) -> str:
+    """Lower-case and check an address, or raise ``InvalidTicketChange`` saying why."""
+    cleaned = (address or "").strip().lower()
+    if not cleaned:
+        raise InvalidTicketChange("Enter an email address.")
+    if len(cleaned) > 254 or not _ADDRESS.fullmatch(cleaned) or ".." in cleaned:
+        raise InvalidTicketChange(f"{address.strip()!r} is not an email address.")
+    return cleaned
+
+
+def _clean_name(name: str | None) -> str | None:
+    cleaned = " ".join((name or "").split())  # also drops CR/LF: the name goes into headers
+    if len(cleaned) > NAME_MAX:
+        raise InvalidTicketChange(f"A name has at most {NAME_MAX} characters.")
+    return cleaned or None
+
+
+def add_recipient(
+    ticket: Ticket,
+    actor: Actor,
+    kind: RecipientKind | str,
+    address: str,
+    name: str | None = None,
+) -> TicketRecipient:
+    """Add an external To/Cc/Bcc address; one address appears once, whatever its kind."""
+    try:
+        kind = RecipientKind(kind)
+    except ValueError:
+        raise InvalidTicketChange("Choose To, Cc or Bcc.") from None
+    address = normalise_address(address)
+    name = _clean_name(name)
+    existing = next((r for r in ticket.recipients if r.address == address), None)
+    if existing is not None:
+        raise InvalidTicketChange(
+            f"{address} is already a recipient ({RecipientKind(existing.kind).value.title()})."
+        )
+    recipient = TicketRecipient(kind=kind.value, address=address, name=name)
+    ticket.recipients.append(recipient)
+    label = f"{name} <{address}>" if name else address
+    add_entry(
+        ticket,
+        EntryKind.SYSTEM,
+        actor,
+        body_text=f"Recipient added: {label} ({kind.value.title()}).",
+        internal=True,
+        data={"recipient_added": address, "kind": kind.value},
+    )
+    audit.record(
+        actor,
+        "ticket.recipient_add",
+        "ticket",
+        ticket.number,
+        ticket_id=ticket.id,
+        address=address,
+        kind=kind.value,
+    )
+    return recipient
+
+
+def recipient_of(ticket: Ticket, recipient_id: int) -> TicketRecipient:
+    recipient = next((r for r in ticket.recipients if r.id == recipient_id), None)
+    if recipient is None:
+        raise NotFound("There is no such recipient on this ticket.")
+    return recipient
+
+
+def remove_recipient(ticket: Ticket, actor: Actor, recipient: TicketRecipient) -> None:
+    """Remove an external address; the ticket may end up with none (internal-only work)."""
+    ticket.recipients.remove(recipient)  # delete-orphan removes the row
+    add_entry(
+        ticket,
+        EntryKind.SYSTEM,
+        actor,
+        body_text=f"Recipient removed: {recipient.address} ({recipient.kind.title()}).",
+        internal=True,
+        data={"recipient_removed": recipient.address, "kind": recipient.kind},
+    )
+    audit.record(
+        actor,
+        "ticket.recipient_remove",
+        "ticket",
+        ticket.number,
+        ticket_id=ticket.id,
+        address=recipient.address,
+        kind=recipient.kind,
+    )
+
+
+def add_subscriber(ticket: Ticket, actor: Actor, user: User | None) -> None:
+    """Subscribe an employee (oneself or a colleague) so they hear about the ticket."""
+    if user is None or not user.active or not user.is_staff:
+        raise InvalidTicketChange("Only active staff can be subscribed to a ticket.")
+    if user in ticket.subscribers:
+        raise InvalidTicketChange(f"{user.name} is already subscribed.")
+    subscribe(ticket, user)
+    who = "subscribed" if user.id == actor.user_id else f"subscribed {user.name}"
+    add_entry(
+        ticket,
+        EntryKind.SYSTEM,
+        actor,
+        body_text=f"{actor.name or 'Someone'} {who}.",
+        internal=True,
+        data={"subscribed": user.email},
+    )
+    audit.record(
+        actor, "ticket.subscribe", "ticket", ticket.number, ticket_id=ticket.id, user=user.email
+    )
+
+
+def remove_subscriber(ticket: Ticket, actor: Actor, user: User | None) -> None:
+    if user is None or user not in ticket.subscribers:
+        raise InvalidTicketChange("That person is not subscribed.")
+    unsubscribe(ticket, user)
+    who = "unsubscribed" if user.id == actor.user_id else f"unsubscribed {user.name}"
+    add_entry(
+        ticket,
+        EntryKind.SYSTEM,
+        actor,
+        body_text=f"{actor.name or 'Someone'} {who}.",
+        internal=True,
+        data={"unsubscribed": user.email},
+    )
+    audit.record(
+        actor, "ticket.unsubscribe", "ticket", ticket.number, ticket_id=ticket.id, user=user.email
+    )
+
+
+def subscribable_staff(ticket: Ticket) -> list[User]:
+    """Active staff not yet subscribed, for the "add a colleague" picker."""
+    subscribed = {u.id for u in ticket.subscribers}
+    staff = db.session.scalars(
+        select(User)
+        .join(User.role_rows)
+        .where(User.active.is_(True), UserRole.role.in_([r.value for r in STAFF_ROLES]))
+        .order_by(User.name)
+        .distinct()
+    )
+    return [u for u in staff if u.id not in subscribed]

@@ -19,6 +19,7 @@ from app.web.guards import sign_in_redirect
 
 NAVIGATION: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
     ("Inbox", "agent.inbox", (Role.AGENT, Role.SUPERVISOR)),
+    ("My tasks", "agent.my_tasks", (Role.AGENT, Role.SUPERVISOR)),
     ("Compliance", "compliance.home", (Role.COMPLIANCE,)),
     ("Admin", "admin.home", (Role.ADMIN,)),
     ("My tickets", "portal.home", (Role.CUSTOMER,)),

@@ -17,7 +17,7 @@ from app.files.store import discard, human_size, store_upload
 from app.htmx import render, wants_fragment
 from app.models.files import DownloadOutcome, VaultFile
 from app.models.mail import SenderIdentity
-from app.models.people import Role, User, UserRole
+from app.models.people import Role, Team, User, UserRole
 from app.models.tickets import Category, Priority, Status, Ticket
 from app.models.types import utcnow
 from app.tickets import (
@@ -71,6 +71,7 @@ def _page_context(t: Ticket) -> dict[str, object]:
             select(Category).where(Category.active.is_(True)).order_by(Category.name)
         ).all(),
         "staff": staff,
+        "teams": db.session.scalars(select(Team).order_by(Team.name)).all(),
         "identities": db.session.scalars(
             select(SenderIdentity)
             .where(SenderIdentity.active.is_(True))
@@ -156,9 +157,18 @@ def edit_fields(number: str) -> Response:
         change_category(t, db.session.get(Category, _int(form["category_id"]) or 0), actor)
     if "tags" in form:
         set_tags(t, [n for n in form["tags"].split(",") if n.strip()], actor)
-    if "assignee_id" in form and (_int(form["assignee_id"]) or None) != t.assignee_id:
-        assignee = db.session.get(User, _int(form["assignee_id"]) or 0)
-        assign(t, actor, assignee=assignee, note=form.get("note") or None)
+    new_assignee = _int(form.get("assignee_id")) if "assignee_id" in form else t.assignee_id
+    new_team = _int(form.get("team_id")) if "team_id" in form else t.team_id
+    if new_assignee != t.assignee_id or new_team != t.team_id:
+        # A team left as it was follows the new manager (their team), as dispatch expects.
+        team = db.session.get(Team, new_team or 0) if new_team != t.team_id else None
+        assign(
+            t,
+            actor,
+            assignee=db.session.get(User, new_assignee or 0),
+            team=team,
+            note=form.get("note") or None,
+        )
     db.session.commit()
     if wants_fragment():
         return _header(t)
