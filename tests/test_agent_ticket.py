@@ -394,3 +394,51 @@ def test_reassigning_follows_the_new_managers_team_unless_a_team_is_chosen(
         ticket = db.session.get(Ticket, world["ticket_id"])
         assert ticket.assignee_id is None and ticket.team_id == first_line_id
         assert ticket.waiting_for_dispatch
+
+
+def test_leads_due_dates_and_a_reassignment_note(
+    app: Any, client: Any, world: Any, make_user: Any
+) -> None:
+    from datetime import timedelta
+
+    from app.models import Lead
+    from app.models.types import utcnow
+
+    other = make_user(Role.AGENT)
+    with app.app_context():
+        first, second = Lead(name="Ina Prospect", company="Nordwind AG"), Lead(name="Otto Lead")
+        db.session.add_all([first, second])
+        db.session.get(Ticket, world["ticket_id"]).resolution_due_at = utcnow() - timedelta(hours=2)
+        db.session.commit()
+        lead_ids = [first.id, second.id]
+    page = client.get(f"/agent/tickets/{world['number']}").get_data(as_text=True)
+    assert "Resolution due" in page and "Overdue" in page
+    response = client.post(
+        f"/agent/tickets/{world['number']}/fields",
+        data={
+            "csrf_token": csrf_from(page),
+            "version": page.split('name="version" value="')[1].split('"')[0],
+            "leads_shown": "1",
+            "lead_ids": [str(i) for i in lead_ids],
+            "assignee_id": str(other.id),
+            "note": "You know this customer",
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    with app.app_context():
+        ticket = db.session.get(Ticket, world["ticket_id"])
+        assert sorted(lead.name for lead in ticket.leads) == ["Ina Prospect", "Otto Lead"]
+        assignment = [e for e in ticket.entries if e.kind == "assignment"][-1]
+        assert "You know this customer" in assignment.body_text
+        leads_entry = [e for e in ticket.entries if e.body_text.startswith("Leads added")]
+        assert leads_entry and leads_entry[0].is_internal
+    again = client.get(f"/agent/tickets/{world['number']}").get_data(as_text=True)
+    client.post(
+        f"/agent/tickets/{world['number']}/fields",
+        data={"csrf_token": csrf_from(again), "leads_shown": "1", "lead_ids": [str(lead_ids[0])]},
+    )
+    with app.app_context():
+        assert [lead.name for lead in db.session.get(Ticket, world["ticket_id"]).leads] == [
+            "Ina Prospect"
+        ]

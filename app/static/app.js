@@ -37,3 +37,13 @@ document.addEventListener("keydown", function (event) {
     if (reply) { reply.focus(); event.preventDefault(); }
   }
 });
+
+// A polled list must not replace rows the agent is working with: skip the refresh while a
+// row is ticked for a bulk action or focus is inside the list.
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var elt = event.detail.elt;
+  if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-poll")) return;
+  if (elt.querySelector("input[type=checkbox]:checked") || elt.contains(document.activeElement)) {
+    event.preventDefault();
+  }
+});

@@ -14,6 +14,7 @@ from app.tickets.changes import (
     change_status,
     link_tickets,
     linked_tickets,
+    set_leads,
     set_tags,
     unlink_tickets,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "create_ticket",
     "link_tickets",
     "linked_tickets",
+    "set_leads",
     "set_tags",
     "unlink_tickets",
 ]

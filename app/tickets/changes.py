@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from app import audit
 from app.actor import Actor, ActorKind
 from app.extensions import db
+from app.models.people import Lead
 from app.models.tickets import (
     Category,
     EntryKind,
@@ -228,4 +229,29 @@ def add_customer_message(
         change_status(ticket, Status.OPEN, actor, reason="The customer replied.")
     entry = add_entry(ticket, kind, actor, body_text=body_text, body_html=body_html)
     audit.record(actor, "ticket.customer_message", "ticket", ticket.number, ticket_id=ticket.id)
+    return entry
+
+
+def set_leads(ticket: Ticket, leads: list[Lead], actor: Actor) -> StreamEntry | None:
+    """Make the ticket's leads exactly ``leads``; no entry when nothing changed."""
+    before = {lead.id: lead for lead in ticket.leads}
+    after = {lead.id: lead for lead in leads}
+    added = sorted(after[i].name for i in after.keys() - before.keys())
+    removed = sorted(before[i].name for i in before.keys() - after.keys())
+    if not added and not removed:
+        return None
+    ticket.leads = list(after.values())
+    parts = ([f"added {', '.join(added)}"] if added else []) + (
+        [f"removed {', '.join(removed)}"] if removed else []
+    )
+    data = {"added": added, "removed": removed}
+    entry = add_entry(
+        ticket,
+        EntryKind.SYSTEM,
+        actor,
+        body_text="Leads " + "; ".join(parts) + ".",
+        internal=True,
+        data=data,
+    )
+    audit.record(actor, "ticket.leads", "ticket", ticket.number, ticket_id=ticket.id, **data)
     return entry

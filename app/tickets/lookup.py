@@ -29,6 +29,7 @@ def ticket_page(number: str) -> Ticket:
             joinedload(Ticket.assignee),
             joinedload(Ticket.team),
             selectinload(Ticket.tags),
+            selectinload(Ticket.leads),
             selectinload(Ticket.entries).selectinload(StreamEntry.attachments),
             selectinload(Ticket.entries).joinedload(StreamEntry.author),
         )

@@ -17,7 +17,7 @@ from app.files.store import discard, human_size, store_upload
 from app.htmx import render, wants_fragment
 from app.models.files import DownloadOutcome, VaultFile
 from app.models.mail import SenderIdentity
-from app.models.people import Role, Team, User, UserRole
+from app.models.people import Lead, Role, Team, User, UserRole
 from app.models.tickets import Category, Priority, Status, Ticket
 from app.models.types import utcnow
 from app.tickets import (
@@ -26,6 +26,7 @@ from app.tickets import (
     change_category,
     change_priority,
     change_status,
+    set_leads,
     set_tags,
 )
 from app.tickets.inbox import check_version, is_unread, mark_read, set_in_inbox
@@ -72,6 +73,7 @@ def _page_context(t: Ticket) -> dict[str, object]:
         ).all(),
         "staff": staff,
         "teams": db.session.scalars(select(Team).order_by(Team.name)).all(),
+        "leads": db.session.scalars(select(Lead).order_by(Lead.name)).all(),
         "identities": db.session.scalars(
             select(SenderIdentity)
             .where(SenderIdentity.active.is_(True))
@@ -157,6 +159,10 @@ def edit_fields(number: str) -> Response:
         change_category(t, db.session.get(Category, _int(form["category_id"]) or 0), actor)
     if "tags" in form:
         set_tags(t, [n for n in form["tags"].split(",") if n.strip()], actor)
+    if "leads_shown" in form:
+        wanted = [i for i in (_int(v) for v in form.getlist("lead_ids")) if i]
+        leads = db.session.scalars(select(Lead).where(Lead.id.in_(wanted))).all() if wanted else []
+        set_leads(t, list(leads), actor)
     new_assignee = _int(form.get("assignee_id")) if "assignee_id" in form else t.assignee_id
     new_team = _int(form.get("team_id")) if "team_id" in form else t.team_id
     if new_assignee != t.assignee_id or new_team != t.team_id:
