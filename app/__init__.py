@@ -49,6 +49,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     redis_client.init_app(app)
+    from app import i18n
+
+    i18n.init_app(app)
 
     from app import models  # noqa: F401  (every model registered before anything queries)
     from app.cli import register_commands

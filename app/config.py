@@ -46,6 +46,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute;20 per hour", "failed sign-ins per email"),
     Setting("LOGIN_LIMIT_PER_ADDRESS", "20 per minute;100 per hour", "failed sign-ins per IP"),
     Setting("DEMO_PASSWORD", None, "fixed password for demo accounts (default: random each)"),
+    Setting(
+        "SMTP_URL",
+        None,
+        "smtp://user:pass@host:587?starttls=1 (unset: mails go to instance/outbox)",
+    ),
+    Setting("MAIL_FROM", "Vaultdesk <contact@localhost>", "sender of sign-in and notice mails"),
+    Setting(
+        "REOPEN_DAYS",
+        30,
+        "a customer reply reopens a closed ticket this long; later: new ticket",
+        int,
+    ),
     Setting("PROXY_COUNT", 0, "reverse proxies in front (trust X-Forwarded-* from that many)", int),
 )
 

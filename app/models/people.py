@@ -66,6 +66,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     # Part of the Flask-Login id: rotating it signs the user out of every session.
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
+    # Part of every emailed sign-in / reset link: rotating it spends all outstanding links.
+    link_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
     language: Mapped[str] = mapped_column(String(8), default="en")
@@ -99,6 +101,7 @@ class User(UserMixin, db.Model):
         """Hash with scrypt and end every other session of this user."""
         self.password_hash = generate_password_hash(password, method="scrypt")
         self.session_token = new_session_token()
+        self.link_token = new_session_token()
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)

@@ -352,6 +352,23 @@ class TicketRecipient(db.Model):
     ticket: Mapped[Ticket] = relationship(back_populates="recipients")
 
 
+class TicketRating(db.Model):
+    """A customer's rating of the answer (1-5, optional comment), kept for reports."""
+
+    __tablename__ = "ticket_rating"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship()
+
+
 class TicketRead(db.Model):
     """When a user last read a ticket; unread means customer activity came after it."""
 
