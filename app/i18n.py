@@ -7,7 +7,7 @@ page (kept in the session), the browser's Accept-Language, English.
 from __future__ import annotations
 
 from flask import Flask, request, session
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 from flask_login import current_user
 
 LANGUAGES = {"en": "English", "de": "Deutsch"}
@@ -27,4 +27,4 @@ def init_app(app: Flask) -> None:
     babel.init_app(
         app, locale_selector=select_locale, default_translation_directories="translations"
     )
-    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)

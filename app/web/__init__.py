@@ -7,6 +7,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, Response, current_app, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -17,16 +19,17 @@ from app.models.people import Role
 from app.signin import load_user
 from app.web.guards import sign_in_redirect
 
-NAVIGATION: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
-    ("Inbox", "agent.inbox", (Role.AGENT, Role.SUPERVISOR)),
-    ("My tasks", "agent.my_tasks", (Role.AGENT, Role.SUPERVISOR)),
-    ("Compliance", "compliance.home", (Role.COMPLIANCE,)),
-    ("Admin", "admin.home", (Role.ADMIN,)),
-    ("My tickets", "portal.home", (Role.CUSTOMER,)),
+NAVIGATION: tuple[tuple[Any, str, tuple[Role, ...]], ...] = (
+    (_l("Inbox"), "agent.inbox", (Role.AGENT, Role.SUPERVISOR)),
+    (_l("My tasks"), "agent.my_tasks", (Role.AGENT, Role.SUPERVISOR)),
+    (_l("Compliance"), "compliance.home", (Role.COMPLIANCE,)),
+    (_l("Admin"), "admin.home", (Role.ADMIN,)),
+    (_l("My tickets"), "portal.home", (Role.CUSTOMER,)),
+    (_l("Profile"), "portal.profile", (Role.CUSTOMER,)),
 )
 
 
-def navigation() -> list[tuple[str, str]]:
+def navigation() -> list[tuple[Any, str]]:
     """The menu a user sees: one entry per area their roles open."""
     if not current_user.is_authenticated:
         return []
@@ -84,31 +87,31 @@ def register_web(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError) -> Response:
         db.session.rollback()
-        return error_page(error.status, "That did not work", error.message)
+        return error_page(error.status, _("That did not work"), error.message)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError) -> Response:
         return error_page(
             400,
-            "The form has expired",
-            "Your session changed or the page was open too long. Reload the page and try again.",
+            _("The form has expired"),
+            _("Your session changed or the page was open too long. Reload the page and try again."),
         )
 
     @app.errorhandler(429)
     def _too_many(error: HTTPException) -> Response:
         return error_page(
             429,
-            "Too many attempts",
-            "Too many failed sign-ins. Wait a few minutes, then try again.",
+            _("Too many attempts"),
+            _("Too many failed sign-ins. Wait a few minutes, then try again."),
         )
 
     @app.errorhandler(403)
     def _forbidden(error: HTTPException) -> Response:
-        return error_page(403, "Not for your role", "Your account cannot open this page.")
+        return error_page(403, _("Not for your role"), _("Your account cannot open this page."))
 
     @app.errorhandler(404)
     def _not_found(error: HTTPException) -> Response:
-        return error_page(404, "Not found", "There is nothing at this address.")
+        return error_page(404, _("Not found"), _("There is nothing at this address."))
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -26,7 +27,7 @@ def sign_in_page(audience: Audience, template: str) -> Response | str | tuple[st
             session.clear()  # no session fixation: a fresh session for the signed-in user
             login_user(user, remember=bool(form.remember.data))
             return redirect(safe_next(request.args.get("next"), home_for(user)))
-        form.password.errors.append("Wrong email address or password.")
+        form.password.errors.append(_("Wrong email address or password."))
         return render_template(template, form=form), FAILED
     return render_template(template, form=form)
 
@@ -47,8 +48,22 @@ def logout() -> Response:
     db.session.commit()
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(back)
+
+
+@bp.post("/language")
+def language() -> Response:
+    """Switch the interface language: for this browser, and for the account when signed in."""
+    from app.i18n import LANGUAGES
+
+    chosen = request.form.get("language", "")
+    if chosen in LANGUAGES:
+        session["language"] = chosen
+        if current_user.is_authenticated:
+            current_user.language = chosen
+            db.session.commit()
+    return redirect(safe_next(request.form.get("next"), url_for("auth.index")), code=303)
 
 
 @bp.get("/")

@@ -8,4 +8,4 @@ from app.web.guards import guard_blueprint
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 guard_blueprint(bp, Role.CUSTOMER, open_endpoints=("portal.login",))
 
-from app.web.portal import routes  # noqa: E402,F401
+from app.web.portal import profile, routes  # noqa: E402,F401
