@@ -47,3 +47,72 @@ document.addEventListener("htmx:beforeRequest", function (event) {
     event.preventDefault();
   }
 });
+
+// Portal live conversation: the polled list sends its version as If-None-Match; a 304
+// means nothing changed, so nothing is swapped (the reply box is outside the list anyway).
+document.addEventListener("htmx:configRequest", function (event) {
+  var elt = event.detail.elt;
+  if (elt && elt.dataset && elt.dataset.etag && event.detail.verb === "get") {
+    event.detail.headers["If-None-Match"] = '"' + elt.dataset.etag + '"';
+  }
+});
+document.addEventListener("htmx:beforeSwap", function (event) {
+  if (event.detail.xhr && event.detail.xhr.status === 304) {
+    event.detail.shouldSwap = false;
+    event.detail.isError = false;
+  }
+});
+
+// Portal uploads: drop files onto the drop zone, list the chosen names, show progress.
+function vdListFiles(zone) {
+  var input = zone.querySelector("input[type=file]");
+  var list = zone.querySelector("[data-file-list]");
+  if (!input || !list) return;
+  list.textContent = "";
+  Array.prototype.forEach.call(input.files, function (file) {
+    var item = document.createElement("li");
+    item.textContent = file.name + " (" + Math.max(1, Math.round(file.size / 1024)) + " KB)";
+    list.appendChild(item);
+  });
+}
+document.addEventListener("change", function (event) {
+  var zone = event.target.closest && event.target.closest("[data-dropzone]");
+  if (zone) vdListFiles(zone);
+});
+["dragenter", "dragover"].forEach(function (name) {
+  document.addEventListener(name, function (event) {
+    var zone = event.target.closest && event.target.closest("[data-dropzone]");
+    if (!zone) return;
+    event.preventDefault();
+    zone.classList.add("dragging");
+  });
+});
+document.addEventListener("dragleave", function (event) {
+  var zone = event.target.closest && event.target.closest("[data-dropzone]");
+  if (zone && !zone.contains(event.relatedTarget)) zone.classList.remove("dragging");
+});
+document.addEventListener("drop", function (event) {
+  var zone = event.target.closest && event.target.closest("[data-dropzone]");
+  if (!zone) return;
+  event.preventDefault();
+  zone.classList.remove("dragging");
+  var input = zone.querySelector("input[type=file]");
+  if (!input || !event.dataTransfer || !event.dataTransfer.files.length) return;
+  var merged = new DataTransfer();
+  Array.prototype.forEach.call(input.files, function (f) { merged.items.add(f); });
+  Array.prototype.forEach.call(event.dataTransfer.files, function (f) { merged.items.add(f); });
+  input.files = merged.files;
+  vdListFiles(zone);
+});
+document.addEventListener("htmx:xhr:progress", function (event) {
+  var form = event.target.closest && event.target.closest("[data-upload-form]");
+  var box = form && form.querySelector("[data-progress]");
+  if (!box || !event.detail.lengthComputable) return;
+  box.hidden = false;
+  box.querySelector("progress").value = Math.round((event.detail.loaded / event.detail.total) * 100);
+});
+document.addEventListener("htmx:afterRequest", function (event) {
+  var form = event.target.closest && event.target.closest("[data-upload-form]");
+  var box = form && form.querySelector("[data-progress]");
+  if (box) box.hidden = true;
+});

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -269,7 +270,13 @@ def test_no_plaintext_reaches_the_storage_directory(
         assert marker.hex().encode() not in raw, path
 
 
-def test_put_memory_stays_flat(local_vault: Vault) -> None:
+def test_put_memory_stays_flat(tmp_path: Path, keyring: KeyRing) -> None:
+    """Memory is bounded by the write-behind queue, whatever the file size or disk speed.
+
+    The queue may hold up to ``write_behind_mb`` of ciphertext while the disk is slow (a
+    loaded machine), so the bound below is that depth plus a few chunks, not less.
+    """
+    local_vault = Vault(LocalDirectoryStorage(tmp_path / "blobs", write_behind_mb=2), keyring)
     size = 48 * 1024 * 1024
 
     class Zeros(io.RawIOBase):
@@ -292,4 +299,4 @@ def test_put_memory_stays_flat(local_vault: Vault) -> None:
     finally:
         tracemalloc.stop()
     assert total == size
-    assert peak < 8 * 1024 * 1024, f"peak {peak} bytes for a 48 MiB file"
+    assert peak < (2 + 4) * 1024 * 1024, f"peak {peak} bytes for a 48 MiB file"

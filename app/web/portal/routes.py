@@ -1,14 +1,40 @@
+"""Portal pages for the signed-in customer: ticket list, new ticket, conversation.
+
+Every view that names a ticket starts with ``portal.ticket_for``, before reading the
+body: someone else's ticket is a 404 before any file byte is stored or any row written.
+The rules live in ``app.tickets.portal``; views parse, call, commit and render.
+"""
+
 from __future__ import annotations
 
-from flask import render_template
-from flask_login import current_user
-from werkzeug.wrappers import Response
+from typing import Any
 
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+from wtforms import SelectChoice
+
+from app.actor import Actor
+from app.errors import InvalidInput
+from app.extensions import csrf, db
+from app.files import links as file_links
+from app.files.serving import file_response
+from app.files.store import discard, human_size, store_upload
+from app.htmx import render, wants_fragment
+from app.models.files import DownloadOutcome, VaultFile
+from app.models.tickets import Category, Priority, Ticket
 from app.signin import Audience
-from app.tickets.queries import customer_tickets
+from app.tickets import portal
+from app.uploads import FilePart
 from app.web.auth.limits import sign_in_limits
 from app.web.auth.routes import sign_in_page
 from app.web.portal import bp
+from app.web.portal.forms import CloseForm, NewTicketForm, RatingForm
+from app.web.upload_forms import receive_form
+
+TICKET = "portal/ticket.html"
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -17,6 +43,261 @@ def login() -> Response | str | tuple[str, int]:
     return sign_in_page(Audience.CUSTOMER, "portal/login.html")
 
 
+def _page_number() -> int:
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() else 1
+
+
 @bp.get("/")
-def home() -> str:
-    return render_template("portal/home.html", tickets=customer_tickets(current_user))
+def home() -> Response:
+    """My tickets: open/closed/all, search in subject; htmx swaps just the list."""
+    listing = portal.visible_tickets(
+        current_user,
+        state=request.args.get("state", "open"),
+        text=request.args.get("q", ""),
+        page=_page_number(),
+    )
+    return render(
+        "portal/home.html",
+        "ticket_list",
+        listing=listing,
+        states=_state_labels(),
+        status_words=portal.status_words,
+    )
+
+
+def _state_labels() -> list[tuple[str, str]]:
+    return [("open", _("Open")), ("closed", _("Closed")), ("all", _("All"))]
+
+
+def _client_address() -> str | None:
+    return request.remote_addr
+
+
+def _new_ticket_form(data: MultiDict[str, str] | None = None) -> NewTicketForm:
+    form = NewTicketForm(formdata=data, meta={"csrf": False})
+    form.category.choices = [SelectChoice("", _("Not sure"))] + [
+        SelectChoice(str(c.id), c.name) for c in portal.active_categories()
+    ]
+    return form
+
+
+def _category(value: str | None) -> Category | None:
+    if not value or not value.isdigit():
+        return None
+    category = db.session.get(Category, int(value))
+    return category if category is not None and category.active else None
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@csrf.exempt  # checked by receive_form before any file is stored (see upload_forms)
+def new_ticket() -> Response:
+    """Open a request; files stream into the vault, the ticket lands in the agents' inbox."""
+    if request.method == "GET":
+        return _new_ticket_page(_new_ticket_form())
+    stored: list[VaultFile] = []
+    actor = Actor.customer(current_user, client_address=_client_address())
+
+    def store(part: FilePart) -> VaultFile:
+        row = store_upload(part, part.filename, actor)
+        stored.append(row)
+        return row
+
+    try:
+        fields, files = receive_form(store)
+        form = _new_ticket_form(MultiDict(fields))
+        if not form.validate():
+            db.session.rollback()
+            discard([f.blob_id for f in stored])
+            return _new_ticket_page(form, dropped=len(stored), status=422)
+        ticket = portal.open_ticket(
+            current_user,
+            subject=form.subject.data or "",
+            description=form.description.data or "",
+            category=_category(form.category.data),
+            priority=Priority(form.priority.data) if form.priority.data else None,
+            files=files,
+            client_address=_client_address(),
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        discard([f.blob_id for f in stored])
+        raise
+    flash(_("Your request %(number)s was received.", number=ticket.number), "success")
+    return _go_to(url_for("portal.ticket", number=ticket.number))
+
+
+def _go_to(target: str) -> Response:
+    """After an htmx upload, a real navigation (the flash waits in the session)."""
+    if wants_fragment():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
+
+
+def _new_ticket_page(form: NewTicketForm, dropped: int = 0, status: int = 200) -> Response:
+    return render(
+        "portal/new.html",
+        "ticket_form",
+        status=status,
+        form=form,
+        dropped=dropped,
+        max_size=_max_upload_label(),
+    )
+
+
+def _max_upload_label() -> str:
+    return human_size(int(current_app.config["VAULT_MAX_UPLOAD_BYTES"]))
+
+
+def _ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
+    rating = portal.rating_of(ticket)
+    rating_form = RatingForm(
+        formdata=None,
+        data={"score": str(rating.score), "comment": rating.comment or ""} if rating else None,
+    )
+    return {
+        "ticket": ticket,
+        "entries": portal.public_entries(ticket),
+        "status_words": portal.status_words,
+        "from_customer": portal.is_from_customer,
+        "human_size": human_size,
+        "rating": rating,
+        "rating_form": extra.pop("rating_form", None) or rating_form,
+        "close_form": CloseForm(),
+        "can_close": portal.can_close(ticket),
+        "can_rate": portal.can_rate(ticket),
+        "reopens": portal.reply_reopens(ticket),
+        "max_size": _max_upload_label(),
+        "notice": None,
+        **extra,
+    }
+
+
+def _etag(ticket: Ticket) -> str:
+    return f"v{ticket.version}"
+
+
+@bp.get("/tickets/<number>")
+def ticket(number: str) -> Response:
+    """The conversation, oldest first; opening it marks the desk's replies read."""
+    t = portal.ticket_for(current_user, number)
+    context = _ticket_context(t)
+    portal.mark_read(current_user, t)
+    db.session.commit()
+    response = make_response(render_template(TICKET, **context))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/tickets/<number>/messages")
+def messages(number: str) -> Response:
+    """The live message list: 304 while the ticket's version is unchanged (polled, 5 s)."""
+    t = portal.ticket_for(current_user, number)
+    etag = _etag(t)
+    if request.if_none_match.contains(etag):
+        response = make_response("", 304)
+    else:
+        context = _ticket_context(t)
+        portal.mark_read(current_user, t)
+        db.session.commit()
+        response = render(TICKET, "messages", **context)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.vary.add("HX-Request")
+    return response
+
+
+def _after_action(t: Ticket, message: str, **extra: Any) -> Response:
+    """htmx: the ticket's main region with a notice; plain forms: flash and redirect."""
+    if wants_fragment():
+        return render(TICKET, "ticket_main", **_ticket_context(t, notice=message, **extra))
+    flash(message, "success")
+    return redirect(url_for("portal.ticket", number=t.number), code=303)
+
+
+@bp.post("/tickets/<number>/reply")
+@csrf.exempt  # checked by receive_form before any file is stored (see upload_forms)
+def reply(number: str) -> Response:
+    """Answer from the reply box; an old closed ticket gets a new, linked ticket instead."""
+    t = portal.ticket_for(current_user, number)
+    actor = Actor.customer(current_user, client_address=_client_address())
+    stored: list[VaultFile] = []
+
+    def store(part: FilePart) -> VaultFile:
+        row = store_upload(part, part.filename, actor, ticket=t)
+        stored.append(row)
+        return row
+
+    try:
+        fields, files = receive_form(store)
+        result = portal.reply(
+            current_user, t, fields.get("body", ""), files, client_address=_client_address()
+        )
+        portal.mark_read(current_user, result.ticket)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        discard([f.blob_id for f in stored])
+        raise
+    if result.new_ticket:
+        flash(
+            _(
+                "Your ticket was closed long ago; we opened %(number)s for this.",
+                number=result.ticket.number,
+            ),
+            "success",
+        )
+        return _go_to(url_for("portal.ticket", number=result.ticket.number))
+    return _after_action(t, _("Your message was sent."))
+
+
+@bp.post("/tickets/<number>/close")
+def close(number: str) -> Response:
+    """The customer needs nothing more."""
+    t = portal.ticket_for(current_user, number)
+    if not CloseForm().validate_on_submit():
+        raise InvalidInput(_("The form was incomplete. Reload the page and try again."))
+    portal.close(current_user, t, client_address=_client_address())
+    db.session.commit()
+    return _after_action(t, _("The ticket is closed. Reply any time to reopen it."))
+
+
+@bp.post("/tickets/<number>/rating")
+def rate(number: str) -> Response:
+    """Rate the answer of a solved or closed ticket; again to change the rating."""
+    t = portal.ticket_for(current_user, number)
+    form = RatingForm()
+    if not form.validate_on_submit():
+        if wants_fragment():
+            context = _ticket_context(t, rating_form=form)
+            return render(TICKET, "ticket_main", status=422, **context)
+        raise InvalidInput(_("Choose a number of stars."))
+    portal.rate(
+        current_user,
+        t,
+        int(form.score.data),
+        form.comment.data or "",
+        client_address=_client_address(),
+    )
+    db.session.commit()
+    return _after_action(t, _("Thank you for your rating."))
+
+
+@bp.get("/tickets/<number>/files/<public_id>")
+def download(number: str, public_id: str) -> Response:
+    """A file of a public message, through the customer's session; audited like links."""
+    t = portal.ticket_for(current_user, number)
+    file = portal.public_file(t, public_id)
+    client = file_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+    user_id = current_user.id
+
+    def served(byte_range: str | None) -> None:
+        file_links.record(
+            None, file, DownloadOutcome.SERVED, client, byte_range=byte_range, user_id=user_id
+        )
+        db.session.commit()
+
+    return file_response(file, request, on_serve=served)

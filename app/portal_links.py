@@ -1,0 +1,345 @@
+"""Emailed portal links: sign in without a password, reset it, accept an invitation.
+
+A link is ``itsdangerous`` ``URLSafeTimedSerializer`` output, salted per purpose, carrying the
+user id and the user's current ``link_token``. It is refused when the signature is wrong
+(tampered), when it is older than its purpose allows, or when ``link_token`` has changed since
+it was issued. Using a link rotates ``link_token``, so each link works once, and every other
+link issued before it dies with it; ``User.set_password`` rotates it too, so changing the
+password spends every outstanding link.
+
+Reset and invitation share the salt "portal-set-password" (both end on the same page), but
+the payload names which of the two it is, so a 60-minute reset link cannot pose as a 7-day
+invitation.
+
+Requests for addresses without a usable portal account do nothing but write an audit row:
+the caller answers the same way either way, so the form cannot be used to probe for accounts.
+The mail is sent in the request for now (a mail server that answers slowly makes known
+addresses measurably slower); moving it onto the mail queue is the next step.
+
+Every function here writes audit rows into the session; the caller commits.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from app import audit
+from app.actor import Actor
+from app.errors import Conflict, DomainError, InvalidInput
+from app.extensions import db
+from app.mail.sending import MailNotSent, send_mail
+from app.models.people import Contact, Role, User, new_session_token
+from app.models.types import utcnow
+from app.people import MIN_PASSWORD, create_user
+from app.signin import find_user
+
+log = logging.getLogger(__name__)
+
+SIGN_IN_SALT = "portal-sign-in"
+SET_PASSWORD_SALT = "portal-set-password"  # noqa: S105 - a salt, not a secret
+SIGN_IN_MAX_AGE = 15 * 60
+RESET_MAX_AGE = 60 * 60
+INVITE_MAX_AGE = 7 * 24 * 60 * 60
+
+
+class SetPasswordKind(enum.StrEnum):
+    RESET = "reset"
+    INVITE = "invite"
+
+
+SIGN_IN_SUBJECT = _l("Your sign-in link")
+RESET_SUBJECT = _l("Reset your password")
+INVITE_SUBJECT = _l("Your support portal account")
+
+MAX_AGE = {SetPasswordKind.RESET: RESET_MAX_AGE, SetPasswordKind.INVITE: INVITE_MAX_AGE}
+
+
+class LinkState(enum.StrEnum):
+    INVALID = "invalid"  # tampered, truncated, or signed for another purpose
+    EXPIRED = "expired"
+    USED = "used"  # used already, or spent by a newer link or a password change
+
+
+class LinkRefused(DomainError):
+    """An emailed link that cannot be used; ``state`` says why, ``status`` what to answer."""
+
+    def __init__(self, state: LinkState) -> None:
+        messages = {
+            LinkState.INVALID: _("This link is not valid. Check that you copied all of it."),
+            LinkState.EXPIRED: _("This link has expired."),
+            LinkState.USED: _("This link was used already or replaced by a newer one."),
+        }
+        super().__init__(messages[state])
+        self.state = state
+        self.status = 404 if state is LinkState.INVALID else 410
+
+
+@dataclass(frozen=True)
+class PasswordLink:
+    """A verified set-password link: whose, and whether it came from a reset or an invite."""
+
+    user: User
+    kind: SetPasswordKind
+
+
+def _serializer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def _public_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL under ``BASE_URL``; works without a request (CLI, jobs)."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["BASE_URL"].rstrip("/") + path
+
+
+def _customer_for(email: str) -> tuple[User | None, str | None]:
+    """The user a request may mail, or the reason (for the audit log only) it may not."""
+    user = find_user(email)
+    if user is None:
+        return None, "unknown address"
+    if not user.active:
+        return None, "deactivated"
+    if not user.has_role(Role.CUSTOMER) or user.is_staff:
+        return None, "not a customer account"
+    return user, None
+
+
+def _requester(user: User | None, email: str, client_address: str | None) -> Actor:
+    if user is not None:
+        return Actor.for_user(user, client_address)
+    return Actor.customer(email=email.strip().lower()[:254], client_address=client_address)
+
+
+def _mail(user: User, template: str, subject: LazyString, **context: Any) -> None:
+    """Render ``emails/<template>.txt`` and the subject in the user's language and send it."""
+    with force_locale(user.language or "en"):
+        # Straight from the Jinja environment: mails are also rendered outside requests
+        # (CLI, jobs), where the page context processors have no signed-in user to ask.
+        text = current_app.jinja_env.get_template(f"emails/{template}.txt").render(
+            user=user, **context
+        )
+        send_mail(user.email, str(subject), text)
+
+
+def _send_quietly(user: User, template: str, subject: LazyString, **context: Any) -> str:
+    """Send, but never let a mail failure tell the requester that the account exists."""
+    try:
+        _mail(user, template, subject, **context)
+    except MailNotSent as exc:
+        log.warning("portal mail to user %s not sent: %s", user.id, exc.message)
+        return "mail failed"
+    return "sent"
+
+
+def record_refusal(purpose: str, error: LinkRefused, client_address: str | None) -> None:
+    """Audit a refused attempt to *use* a link (not a GET: mail scanners fetch those)."""
+    audit.record(
+        Actor.customer(client_address=client_address),
+        "auth.link_refused",
+        "user",
+        None,
+        purpose=purpose,
+        state=error.state.value,
+    )
+
+
+# -- sign-in links --------------------------------------------------------------------------
+
+
+def sign_in_token(user: User) -> str:
+    return str(_serializer(SIGN_IN_SALT).dumps([user.id, user.link_token]))
+
+
+def request_sign_in_link(email: str, client_address: str | None) -> None:
+    """Mail a 15-minute sign-in link to a customer; do nothing visible for anyone else."""
+    user, reason = _customer_for(email)
+    outcome = reason
+    if user is not None:
+        url = _public_url("portal.sign_in_with_link", token=sign_in_token(user))
+        outcome = _send_quietly(
+            user,
+            "portal_sign_in",
+            SIGN_IN_SUBJECT,
+            url=url,
+            minutes=SIGN_IN_MAX_AGE // 60,
+        )
+    audit.record(
+        _requester(user, email, client_address),
+        "portal.sign_in_link_requested",
+        "user",
+        user.id if user else None,
+        outcome=outcome,
+    )
+
+
+def _load(salt: str, token: str, max_age: int) -> list[Any]:
+    try:
+        payload = _serializer(salt).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise LinkRefused(LinkState.EXPIRED) from None
+    except BadSignature:
+        raise LinkRefused(LinkState.INVALID) from None
+    if not isinstance(payload, list) or len(payload) < 2 or not isinstance(payload[0], int):
+        raise LinkRefused(LinkState.INVALID)
+    return payload
+
+
+def _current_user_for(payload: list[Any]) -> User:
+    """The customer a verified payload names, if its link_token is still the current one."""
+    user = db.session.get(User, payload[0])
+    if user is None or not user.has_role(Role.CUSTOMER) or user.is_staff:
+        raise LinkRefused(LinkState.INVALID)
+    if not user.active or user.link_token != payload[1]:
+        raise LinkRefused(LinkState.USED)
+    return user
+
+
+def check_sign_in_link(token: str) -> User:
+    """Verify without spending: the GET that a mail scanner may fetch must change nothing."""
+    return _current_user_for(_load(SIGN_IN_SALT, token, SIGN_IN_MAX_AGE))
+
+
+def consume_sign_in_link(token: str, client_address: str | None = None) -> User:
+    """Verify and spend a sign-in link; the caller starts the session."""
+    user = check_sign_in_link(token)
+    user.link_token = new_session_token()
+    user.last_login_at = utcnow()
+    audit.record(
+        Actor.for_user(user, client_address),
+        "auth.login",
+        "user",
+        user.id,
+        audience="customer",
+        method="email link",
+    )
+    return user
+
+
+# -- set-password links (reset and invitation) ----------------------------------------------
+
+
+def set_password_token(user: User, kind: SetPasswordKind) -> str:
+    return str(_serializer(SET_PASSWORD_SALT).dumps([user.id, user.link_token, kind.value]))
+
+
+def request_password_reset(email: str, client_address: str | None) -> None:
+    """Mail a 60-minute reset link to a customer; do nothing visible for anyone else."""
+    user, reason = _customer_for(email)
+    outcome = reason
+    if user is not None:
+        url = _public_url(
+            "portal.reset_with_link", token=set_password_token(user, SetPasswordKind.RESET)
+        )
+        outcome = _send_quietly(
+            user, "portal_reset", RESET_SUBJECT, url=url, minutes=RESET_MAX_AGE // 60
+        )
+    audit.record(
+        _requester(user, email, client_address),
+        "portal.password_reset_requested",
+        "user",
+        user.id if user else None,
+        outcome=outcome,
+    )
+
+
+def check_password_link(token: str) -> PasswordLink:
+    """Verify a reset or invitation link without spending it."""
+    payload = _load(SET_PASSWORD_SALT, token, INVITE_MAX_AGE)
+    try:
+        kind = SetPasswordKind(payload[2])
+    except (IndexError, ValueError):
+        raise LinkRefused(LinkState.INVALID) from None
+    if kind is not SetPasswordKind.INVITE:
+        # The longest age let it through; now hold it to its own, shorter one.
+        _load(SET_PASSWORD_SALT, token, MAX_AGE[kind])
+    return PasswordLink(_current_user_for(payload), kind)
+
+
+def reset_password(token: str, new_password: str, client_address: str | None = None) -> User:
+    """Set the password a reset or invitation link was for; ends every session and link."""
+    link = check_password_link(token)
+    if len(new_password) < MIN_PASSWORD:
+        raise InvalidInput(_("Passwords need at least %(count)d characters.", count=MIN_PASSWORD))
+    link.user.set_password(new_password)  # rotates session_token and link_token
+    audit.record(
+        Actor.for_user(link.user, client_address),
+        "auth.password_set",
+        "user",
+        link.user.id,
+        via=link.kind.value,
+    )
+    return link.user
+
+
+# -- invitations ----------------------------------------------------------------------------
+
+
+def _portal_user_for(contact: Contact, actor: Actor) -> User:
+    """The contact's login, found or created (customer role, no password)."""
+    if contact.user is not None:
+        return contact.user
+    existing = find_user(contact.email)
+    if existing is None:
+        user = create_user(
+            email=contact.email,
+            roles=[Role.CUSTOMER],
+            password=None,
+            name=contact.name,
+            actor=actor,
+        )
+    else:
+        taken = db.session.scalar(select(Contact.id).where(Contact.user_id == existing.id))
+        if existing.is_staff or not existing.has_role(Role.CUSTOMER) or taken is not None:
+            raise Conflict(
+                _("The address %(email)s belongs to another account.", email=contact.email)
+            )
+        user = existing
+    contact.user = user
+    db.session.flush()
+    return user
+
+
+def invite_contact(contact: Contact, actor: Actor) -> User:
+    """Give a contact a portal login and mail a 7-day link to choose a password.
+
+    Contacts who have a password already are refused: they sign in, or use "Forgot your
+    password?". A mail failure is raised (``MailNotSent``) so the agent learns of it and the
+    caller rolls the new login back.
+    """
+    user = _portal_user_for(contact, actor)
+    if user.is_staff or not user.has_role(Role.CUSTOMER):
+        raise Conflict(_("The address %(email)s belongs to another account.", email=contact.email))
+    if user.password_hash:
+        raise Conflict(
+            _(
+                "%(email)s has a portal password already. They can sign in, or use "
+                "“Forgot your password?” on the portal sign-in page.",
+                email=user.email,
+            )
+        )
+    if not user.active:
+        raise Conflict(_("The portal account of %(email)s is deactivated.", email=user.email))
+    url = _public_url(
+        "portal.reset_with_link", token=set_password_token(user, SetPasswordKind.INVITE)
+    )
+    _mail(
+        user,
+        "portal_invite",
+        INVITE_SUBJECT,
+        url=url,
+        days=INVITE_MAX_AGE // 86400,
+        inviter=actor.name,
+    )
+    audit.record(actor, "portal.invite", "user", user.id, contact_id=contact.id)
+    return user
