@@ -442,3 +442,25 @@ def test_leads_due_dates_and_a_reassignment_note(
         assert [lead.name for lead in db.session.get(Ticket, world["ticket_id"]).leads] == [
             "Ina Prospect"
         ]
+
+
+def test_agent_invites_the_ticket_contact_to_the_portal(app: Any, client: Any, world: Any) -> None:
+    from pathlib import Path
+
+    page = client.get(f"/agent/tickets/{world['number']}").get_data(as_text=True)
+    assert "Invite to the portal" in page
+    form = page.split('action="/agent/contacts/')[1]
+    contact_id = form.split("/")[0]
+    response = client.post(
+        f"/agent/contacts/{contact_id}/invite",
+        data={"csrf_token": csrf_from(page), "next": f"/agent/tickets/{world['number']}"},
+    )
+    assert (
+        response.status_code == 303
+        and response.headers["Location"] == f"/agent/tickets/{world['number']}"
+    )
+    mails = list((Path(app.instance_path) / "outbox").glob("*.eml"))
+    assert len(mails) == 1 and world["contact"] in mails[0].read_text()
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == world["contact"]))
+        assert user is not None and user.password_hash is None and user.has_role(Role.CUSTOMER)
