@@ -115,6 +115,19 @@ def change_category(ticket: Ticket, category: Category | None, actor: Actor) -> 
 def set_tags(ticket: Ticket, names: list[str], actor: Actor) -> StreamEntry | None:
     """Replace the tag set; no entry when nothing changed."""
     added, removed = apply_tags(ticket, names)
+    return _record_membership(ticket, actor, EntryKind.TAGS, "Tags", "ticket.tags", added, removed)
+
+
+def _record_membership(
+    ticket: Ticket,
+    actor: Actor,
+    kind: EntryKind,
+    noun: str,
+    action: str,
+    added: list[str],
+    removed: list[str],
+) -> StreamEntry | None:
+    """The stream entry and audit row for a changed set (tags, leads); none if unchanged."""
     if not added and not removed:
         return None
     parts = ([f"added {', '.join(added)}"] if added else []) + (
@@ -123,13 +136,13 @@ def set_tags(ticket: Ticket, names: list[str], actor: Actor) -> StreamEntry | No
     data = {"added": added, "removed": removed}
     entry = add_entry(
         ticket,
-        EntryKind.TAGS,
+        kind,
         actor,
-        body_text="Tags " + "; ".join(parts) + ".",
+        body_text=f"{noun} " + "; ".join(parts) + ".",
         internal=True,
         data=data,
     )
-    audit.record(actor, "ticket.tags", "ticket", ticket.number, ticket_id=ticket.id, **data)
+    audit.record(actor, action, "ticket", ticket.number, ticket_id=ticket.id, **data)
     return entry
 
 
@@ -238,20 +251,8 @@ def set_leads(ticket: Ticket, leads: list[Lead], actor: Actor) -> StreamEntry | 
     after = {lead.id: lead for lead in leads}
     added = sorted(after[i].name for i in after.keys() - before.keys())
     removed = sorted(before[i].name for i in before.keys() - after.keys())
-    if not added and not removed:
-        return None
-    ticket.leads = list(after.values())
-    parts = ([f"added {', '.join(added)}"] if added else []) + (
-        [f"removed {', '.join(removed)}"] if removed else []
+    if added or removed:
+        ticket.leads = list(after.values())
+    return _record_membership(
+        ticket, actor, EntryKind.SYSTEM, "Leads", "ticket.leads", added, removed
     )
-    data = {"added": added, "removed": removed}
-    entry = add_entry(
-        ticket,
-        EntryKind.SYSTEM,
-        actor,
-        body_text="Leads " + "; ".join(parts) + ".",
-        internal=True,
-        data=data,
-    )
-    audit.record(actor, "ticket.leads", "ticket", ticket.number, ticket_id=ticket.id, **data)
-    return entry
