@@ -40,9 +40,8 @@ from app.errors import Conflict, DomainError, InvalidInput
 from app.extensions import db
 from app.mail.sending import MailNotSent, send_mail
 from app.models.people import Contact, Role, User, new_session_token
-from app.models.types import utcnow
 from app.people import MIN_PASSWORD, create_user
-from app.signin import find_user
+from app.signin import find_user, record_login
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +213,7 @@ def consume_sign_in_link(token: str, client_address: str | None = None) -> User:
     """Verify and spend a sign-in link; the caller starts the session."""
     user = check_sign_in_link(token)
     user.link_token = new_session_token()
-    user.last_login_at = utcnow()
-    audit.record(
-        Actor.for_user(user, client_address),
-        "auth.login",
-        "user",
-        user.id,
-        audience="customer",
-        method="email link",
-    )
+    record_login(user, client_address, audience="customer", method="email link")
     return user
 
 

@@ -52,14 +52,7 @@ def authenticate(
     elif not may_enter(user, audience):
         reason = f"not a {audience.value} account"
     else:
-        user.last_login_at = utcnow()
-        audit.record(
-            Actor.for_user(user, client_address),
-            "auth.login",
-            "user",
-            user.id,
-            audience=audience.value,
-        )
+        record_login(user, client_address, audience=audience.value)
         return user
     who = (
         Actor.for_user(user, client_address)
@@ -75,6 +68,12 @@ def authenticate(
         reason=reason,
     )
     return None
+
+
+def record_login(user: User, client_address: str | None, **details: str) -> None:
+    """What every successful sign-in leaves behind, whatever the method (password, link)."""
+    user.last_login_at = utcnow()
+    audit.record(Actor.for_user(user, client_address), "auth.login", "user", user.id, **details)
 
 
 def load_user(session_id: str) -> User | None:

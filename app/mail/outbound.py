@@ -24,14 +24,6 @@ def subject_for(ticket: Ticket) -> str:
     return f"[#{ticket.number}] {ticket.subject}"
 
 
-def default_identity() -> SenderIdentity | None:
-    return db.session.scalar(
-        db.select(SenderIdentity)
-        .where(SenderIdentity.active.is_(True))
-        .order_by(SenderIdentity.is_default.desc(), SenderIdentity.id)
-    )
-
-
 def compose_body(text: str, identity: SenderIdentity, links: list[tuple[VaultFile, str]]) -> str:
     parts = [text.rstrip()]
     if links:

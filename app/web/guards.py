@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -46,20 +45,6 @@ def guard_blueprint(
         if request.endpoint in open_endpoints:
             return None
         return check_roles(roles)
-
-
-def role_required(*roles: Role) -> Callable[[F], F]:
-    """Guard one view, for blueprints that mix audiences."""
-
-    def decorator(view: F) -> F:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            refused = check_roles(roles)
-            return refused if refused is not None else view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorator
 
 
 def safe_next(target: str | None, fallback: str) -> str:

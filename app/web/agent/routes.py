@@ -13,9 +13,9 @@ from app.errors import InvalidInput
 from app.extensions import csrf, db
 from app.files import links as file_links
 from app.files.serving import file_response
-from app.files.store import discard, human_size, store_upload
+from app.files.store import human_size
 from app.htmx import render, wants_fragment
-from app.models.files import DownloadOutcome, VaultFile
+from app.models.files import DownloadOutcome
 from app.models.mail import SenderIdentity
 from app.models.people import Lead, Role, Team, User, UserRole
 from app.models.tickets import Category, Priority, Status, Ticket
@@ -34,10 +34,9 @@ from app.tickets.lookup import file_links as links_of
 from app.tickets.lookup import ticket_by_number, ticket_file, ticket_page
 from app.tickets.queries import inbox as inbox_query
 from app.tickets.replies import answer
-from app.uploads import FilePart
 from app.web.agent import bp
 from app.web.agent.forms import LinkForm
-from app.web.upload_forms import receive_form
+from app.web.upload_forms import vault_upload
 
 PER_PAGE = 50
 
@@ -94,15 +93,8 @@ def answer_view(number: str) -> Response:
     """Reply or note from the composer; files stream from the request into the vault."""
     t = ticket_by_number(number)
     actor = _actor()
-    stored: list[VaultFile] = []
-
-    def store(part: FilePart) -> VaultFile:
-        row = store_upload(part, part.filename, actor, ticket=t)
-        stored.append(row)
-        return row
-
-    try:
-        fields, files = receive_form(store)
+    with vault_upload(actor, ticket=t) as upload:
+        fields, files = upload.read()
         internal = fields.get("visibility", "internal") != "public"
         identity = None
         if not internal:
@@ -118,10 +110,6 @@ def answer_view(number: str) -> Response:
             pending_until=_local_datetime(fields.get("pending_until", "")),
         )
         db.session.commit()
-    except Exception:
-        db.session.rollback()
-        discard([f.blob_id for f in stored])
-        raise
     what = "Note added" if internal else "Reply queued for sending"
     flash(f"{what}{f' with {len(files)} file(s)' if files else ''}.", "success")
     return redirect(url_for("agent.ticket", number=t.number), code=303)

@@ -21,18 +21,17 @@ from app.errors import InvalidInput
 from app.extensions import csrf, db
 from app.files import links as file_links
 from app.files.serving import file_response
-from app.files.store import discard, human_size, store_upload
+from app.files.store import human_size
 from app.htmx import render, wants_fragment
-from app.models.files import DownloadOutcome, VaultFile
+from app.models.files import DownloadOutcome
 from app.models.tickets import Category, Priority, Ticket
 from app.signin import Audience
 from app.tickets import portal
-from app.uploads import FilePart
 from app.web.auth.limits import sign_in_limits
 from app.web.auth.routes import sign_in_page
 from app.web.portal import bp
 from app.web.portal.forms import CloseForm, NewTicketForm, RatingForm
-from app.web.upload_forms import receive_form
+from app.web.upload_forms import vault_upload
 
 TICKET = "portal/ticket.html"
 
@@ -95,21 +94,14 @@ def new_ticket() -> Response:
     """Open a request; files stream into the vault, the ticket lands in the agents' inbox."""
     if request.method == "GET":
         return _new_ticket_page(_new_ticket_form())
-    stored: list[VaultFile] = []
     actor = Actor.customer(current_user, client_address=_client_address())
-
-    def store(part: FilePart) -> VaultFile:
-        row = store_upload(part, part.filename, actor)
-        stored.append(row)
-        return row
-
-    try:
-        fields, files = receive_form(store)
+    with vault_upload(actor) as upload:
+        fields, files = upload.read()
         form = _new_ticket_form(MultiDict(fields))
         if not form.validate():
-            db.session.rollback()
-            discard([f.blob_id for f in stored])
-            return _new_ticket_page(form, dropped=len(stored), status=422)
+            dropped = len(upload.stored)
+            upload.abandon()
+            return _new_ticket_page(form, dropped=dropped, status=422)
         ticket = portal.open_ticket(
             current_user,
             subject=form.subject.data or "",
@@ -120,10 +112,6 @@ def new_ticket() -> Response:
             client_address=_client_address(),
         )
         db.session.commit()
-    except Exception:
-        db.session.rollback()
-        discard([f.blob_id for f in stored])
-        raise
     flash(_("Your request %(number)s was received.", number=ticket.number), "success")
     return _go_to(url_for("portal.ticket", number=ticket.number))
 
@@ -224,24 +212,13 @@ def reply(number: str) -> Response:
     """Answer from the reply box; an old closed ticket gets a new, linked ticket instead."""
     t = portal.ticket_for(current_user, number)
     actor = Actor.customer(current_user, client_address=_client_address())
-    stored: list[VaultFile] = []
-
-    def store(part: FilePart) -> VaultFile:
-        row = store_upload(part, part.filename, actor, ticket=t)
-        stored.append(row)
-        return row
-
-    try:
-        fields, files = receive_form(store)
+    with vault_upload(actor, ticket=t) as upload:
+        fields, files = upload.read()
         result = portal.reply(
             current_user, t, fields.get("body", ""), files, client_address=_client_address()
         )
         portal.mark_read(current_user, result.ticket)
         db.session.commit()
-    except Exception:
-        db.session.rollback()
-        discard([f.blob_id for f in stored])
-        raise
     if result.new_ticket:
         flash(
             _(
