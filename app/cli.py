@@ -66,8 +66,8 @@ def user_create_command(
     email: str, name: str | None, roles: tuple[str, ...], password: str
 ) -> None:
     """Create one user with the given roles."""
+    from app.accounts.people import create_user
     from app.errors import DomainError
-    from app.people import create_user
 
     try:
         user = create_user(

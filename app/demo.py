@@ -15,13 +15,13 @@ from pathlib import Path
 
 from flask import current_app
 
+from app.accounts.people import create_user
 from app.actor import Actor
 from app.extensions import db
 from app.mail.identities import add_template, save_identity
 from app.models.people import Account, Contact, Lead, Role, Team, User
 from app.models.tickets import Category, Channel, EntryKind, Priority, Status, Ticket, TicketType
 from app.models.types import utcnow
-from app.people import create_user
 from app.tickets import add_customer_message, add_note, assign, change_status, create_ticket
 from app.tickets.stream import add_entry
 

@@ -27,12 +27,12 @@ from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from app import create_app  # noqa: E402
+from app.accounts.people import create_user  # noqa: E402
 from app.actor import Actor  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models.people import Role  # noqa: E402
 from app.models.tickets import Priority, Status, StreamEntry, Ticket  # noqa: E402
 from app.models.types import utcnow  # noqa: E402
-from app.people import create_user  # noqa: E402
 from app.tickets import search  # noqa: E402
 
 PASSWORD = "bench password long enough"  # noqa: S105

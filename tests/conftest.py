@@ -14,10 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.accounts.people import create_user
 from app.actor import Actor
 from app.extensions import db
 from app.models.people import Account, Contact, Role
-from app.people import create_user
 
 pytest_plugins = ["tests.services", "tests.browser"]
 

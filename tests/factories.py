@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from app.accounts.people import create_user
 from app.actor import Actor
 from app.extensions import db
 from app.models.people import Account, Contact, Role, User
 from app.models.tickets import Channel, Ticket
-from app.people import create_user
 from app.tickets import create_ticket
 
 _n = iter(range(1, 1_000_000))

@@ -194,8 +194,8 @@ def test_cookies_are_secure_behind_https(
         {**base_config(tmp_path, redis_server.url), "BASE_URL": "https://desk.example"}
     )
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
+    from app.accounts.people import create_user
     from app.actor import Actor
-    from app.people import create_user
 
     with app.app_context():
         user = create_user(

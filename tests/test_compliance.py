@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 
 from app.actor import Actor
 from app.extensions import db
-from app.files import links as file_links
+from app.files import vault_links
 from app.files.store import store_upload
 from app.models import AuditLog, Role
 from app.models.files import DownloadOutcome, VaultFile, VaultLink
@@ -37,7 +37,7 @@ def _issue(ticket: Any, name: str, agent: Any, **kwargs: Any) -> VaultLink:
     file = store_upload(
         io.BytesIO(b"%PDF-1.4 " + name.encode()), name, Actor.system(), ticket=ticket
     )
-    return file_links.issue_link(file, Actor.staff(agent), days=14, **kwargs)
+    return vault_links.issue_link(file, Actor.staff(agent), days=14, **kwargs)
 
 
 def make_world(app: Any) -> SimpleNamespace:
@@ -60,7 +60,7 @@ def make_world(app: Any) -> SimpleNamespace:
             a=a.id,
             b=b.id,
             c=c.id,
-            paths={x.id: urlsplit(file_links.link_url(x)).path for x in (a, b, c)},
+            paths={x.id: urlsplit(vault_links.link_url(x)).path for x in (a, b, c)},
             file_a=a.file.public_id,
         )
 
@@ -528,7 +528,7 @@ def _many_links(app: Any, n: int) -> None:
             ticket = factories.ticket()
             link = _issue(ticket, f"n{i}.pdf", agent, recipient_email=ticket.contact.email)
             if i % 2:
-                file_links.revoke_link(link, Actor.staff(officer), "test")
+                vault_links.revoke_link(link, Actor.staff(officer), "test")
         db.session.commit()
 
 
@@ -581,11 +581,11 @@ def test_file_page_shows_link_and_staff_downloads(app: Any, client: Any, officer
     download(client, w.paths[w.a])
     with app.app_context():
         file = db.session.scalar(select(VaultFile).where(VaultFile.public_id == w.file_a))
-        file_links.record(
+        vault_links.record(
             None,
             file,
             DownloadOutcome.SERVED,
-            file_links.Client("10.1.2.3", "StaffBrowser/2"),
+            vault_links.Client("10.1.2.3", "StaffBrowser/2"),
             user_id=w.agent_id,
         )
         db.session.commit()

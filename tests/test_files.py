@@ -250,7 +250,7 @@ def test_s3_backend_is_configuration_only(
     import boto3
 
     from app import create_app
-    from app.files import links as file_links
+    from app.files import vault_links
     from tests.conftest import base_config
 
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
@@ -265,9 +265,9 @@ def test_s3_backend_is_configuration_only(
     )
     with app.app_context():
         file = store_upload(io.BytesIO(MARKER), "m.txt", Actor.system(), ticket=factories.ticket())
-        link = file_links.issue_link(file, Actor.system())
+        link = vault_links.issue_link(file, Actor.system())
         db.session.commit()
-        path = file_links.link_url(link).removeprefix("http://localhost:5000")
+        path = vault_links.link_url(link).removeprefix("http://localhost:5000")
     client = app.test_client()
     token = csrf_from(client.get(path).get_data(as_text=True))
     grant = client.post(path, data={"csrf_token": token}).headers["Location"]

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.actor import Actor
 from app.extensions import db
-from app.files import links as file_links
+from app.files import vault_links
 from app.files.store import store_upload
 from app.models import DownloadEvent, Role, VaultFile, VaultLink
 from app.models.types import utcnow
@@ -32,10 +32,10 @@ def make_link(
         agent = factories.staff_user(Role.AGENT)
         ticket = factories.ticket()
         file = store_upload(io.BytesIO(content), name, Actor.staff(agent), ticket=ticket)
-        link = file_links.issue_link(file, Actor.staff(agent), **kwargs)
+        link = vault_links.issue_link(file, Actor.staff(agent), **kwargs)
         db.session.commit()
         return {
-            "path": urlsplit(file_links.link_url(link)).path,
+            "path": urlsplit(vault_links.link_url(link)).path,
             "link_id": link.id,
             "file_id": file.id,
             "ticket": ticket.number,
@@ -119,7 +119,7 @@ def test_revocation_stops_a_download_at_its_next_range(app: Any, client: Any) ->
     with app.app_context():
         row = db.session.get(VaultLink, link["link_id"])
         officer = factories.staff_user(Role.COMPLIANCE)
-        file_links.revoke_link(row, Actor.staff(officer), "sent to the wrong customer")
+        vault_links.revoke_link(row, Actor.staff(officer), "sent to the wrong customer")
         db.session.commit()
     cut = client.get(target, headers={"Range": "bytes=65536-"})
     assert cut.status_code == 410 and "revoked" in cut.get_data(as_text=True)
@@ -249,17 +249,17 @@ def test_issue_link_refuses_bad_settings(app: Any) -> None:
             ({"recipient_email": "not-an-address"}, "not an email"),
         ):
             with pytest.raises(InvalidInput, match=message):
-                file_links.issue_link(file, Actor.system(), **kwargs)
+                vault_links.issue_link(file, Actor.system(), **kwargs)
 
 
 def test_link_issued_to_the_ticket_contact_belongs_to_that_customer(app: Any) -> None:
     with app.app_context():
         ticket = factories.ticket()
         file = store_upload(io.BytesIO(b"x"), "a.txt", Actor.system(), ticket=ticket)
-        mine = file_links.issue_link(
+        mine = vault_links.issue_link(
             file, Actor.system(), recipient_email=ticket.contact.email.upper()
         )
-        other = file_links.issue_link(
+        other = vault_links.issue_link(
             file, Actor.system(), recipient_email="supplier@elsewhere.test"
         )
         assert mine.contact_id == ticket.contact_id and mine.recipient_email == ticket.contact.email
@@ -273,8 +273,8 @@ def test_bulk_revocations_name_the_links_in_the_audit_row(app: Any) -> None:
     first, second = make_link(app), make_link(app)
     with app.app_context():
         officer = Actor.staff(factories.staff_user(Role.COMPLIANCE))
-        assert file_links.revoke_all(officer, "key material leaked") == 2
-        assert file_links.revoke_all(officer, "again") == 0
+        assert vault_links.revoke_all(officer, "key material leaked") == 2
+        assert vault_links.revoke_all(officer, "again") == 0
         db.session.commit()
         rows = db.session.scalars(
             select(AuditLog).where(AuditLog.action == "link.revoke_all").order_by(AuditLog.id)
@@ -284,5 +284,5 @@ def test_bulk_revocations_name_the_links_in_the_audit_row(app: Any) -> None:
         assert rows[1].details["count"] == 0
         # Revoking one link twice keeps the first reason and writes no second record.
         link = db.session.get(VaultLink, first["link_id"])
-        assert file_links.revoke_link(link, officer, "other reason") == 0
+        assert vault_links.revoke_link(link, officer, "other reason") == 0
         assert link.revoke_reason == "key material leaked"

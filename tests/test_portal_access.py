@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
-from app import portal_links
+from app.accounts import emailed_links
 from app.actor import Actor
 from app.extensions import db
 from app.mail.sending import MailNotSent, parse_smtp_url, send_mail
@@ -197,8 +197,8 @@ def _old_token(
         patch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - seconds)
         user = db.session.get(User, person.id)
         if kind:
-            return portal_links.set_password_token(user, kind["kind"])
-        return portal_links.sign_in_token(user)
+            return emailed_links.set_password_token(user, kind["kind"])
+        return emailed_links.sign_in_token(user)
 
 
 def test_sign_in_link_expires_after_15_minutes(
@@ -236,7 +236,7 @@ def test_a_newer_link_spends_older_ones_once_used(
 ) -> None:
     with app.app_context():
         user = db.session.get(User, customer.id)
-        first, second = portal_links.sign_in_token(user), portal_links.sign_in_token(user)
+        first, second = emailed_links.sign_in_token(user), emailed_links.sign_in_token(user)
     page = client.get(f"/portal/sign-in/{second}")
     client.post(
         f"/portal/sign-in/{second}", data={"csrf_token": csrf_from(page.get_data(as_text=True))}
@@ -279,8 +279,8 @@ def test_tampered_or_foreign_tokens_are_not_found(
 ) -> None:
     with app.app_context():
         user = db.session.get(User, customer.id)
-        token = portal_links.sign_in_token(user)
-        reset = portal_links.set_password_token(user, portal_links.SetPasswordKind.RESET)
+        token = emailed_links.sign_in_token(user)
+        reset = emailed_links.set_password_token(user, emailed_links.SetPasswordKind.RESET)
     tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     for path in (
         f"/portal/sign-in/{tampered}",
@@ -336,7 +336,7 @@ def test_password_reset_flow(app: Flask, customer: Person, smtp: Any) -> None:
 def test_reset_links_live_60_minutes_invitations_7_days(
     app: Flask, client: FlaskClient, customer: Person, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reset, invite = portal_links.SetPasswordKind.RESET, portal_links.SetPasswordKind.INVITE
+    reset, invite = emailed_links.SetPasswordKind.RESET, emailed_links.SetPasswordKind.INVITE
     almost_an_hour = _old_token(app, monkeypatch, customer, 59 * 60, kind=reset)
     assert client.get(f"/portal/reset/{almost_an_hour}").status_code == 200
     old_reset = _old_token(app, monkeypatch, customer, 61 * 60, kind=reset)
@@ -431,13 +431,13 @@ def test_invitation_is_for_agents_only(app: Flask, client: FlaskClient, customer
 
 def test_invite_contact_links_an_existing_customer_login(app: Flask) -> None:
     with app.app_context():
-        from app.people import create_user
+        from app.accounts.people import create_user
 
         user = create_user(email="kept@example.org", roles=[Role.CUSTOMER], password=None)
         contact = Contact(name="Kept", email="Kept@example.org")
         db.session.add(contact)
         db.session.flush()
-        assert portal_links.invite_contact(contact, Actor.system()) is user
+        assert emailed_links.invite_contact(contact, Actor.system()) is user
         assert contact.user is user
         db.session.rollback()
 
@@ -451,7 +451,7 @@ def test_forms_without_csrf_token_are_refused(
     assert client.post("/portal/sign-in-link", data={"email": customer.email}).status_code == 400
     assert client.post("/portal/reset", data={"email": customer.email}).status_code == 400
     with app.app_context():
-        token = portal_links.sign_in_token(db.session.get(User, customer.id))
+        token = emailed_links.sign_in_token(db.session.get(User, customer.id))
     assert client.post(f"/portal/sign-in/{token}").status_code == 400
     assert client.get("/portal/").status_code == 302
     assert client.get(f"/portal/sign-in/{token}").status_code == 200  # still unused

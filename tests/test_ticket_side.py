@@ -220,9 +220,9 @@ def test_parse_local_due_handles_dates_summer_time_and_garbage() -> None:
     assert berlin_summer == datetime(2030, 7, 1, 10, 0, tzinfo=UTC)
     assert parse_local_due("2030-07-01", "UTC") == datetime(2030, 7, 1, 23, 59, tzinfo=UTC)
     assert parse_local_due("", "UTC") is None
-    from app.tickets.errors import InvalidTicketChange
+    from app.errors import InvalidInput
 
-    with pytest.raises(InvalidTicketChange, match="not a date"):
+    with pytest.raises(InvalidInput, match="not a date"):
         parse_local_due("next tuesday", "UTC")
 
 

@@ -19,7 +19,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartEncoder, Preamble
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from app.uploads import (
+from app.files.multipart import (
     BLOCK_SIZE,
     FilePart,
     FormField,

@@ -1,10 +1,9 @@
 """Read-side queries over vault links and the download audit, for the compliance screens.
 
-The write side (issue, count, revoke) lives in ``app.files.links``; these functions only
-read. Link states are computed in SQL so that filtering and paging agree with what
-``VaultLink.state`` says for each row: the conditions below follow the same precedence
-(erased, then revoked, then expired, then exhausted), so a link shows up under exactly
-one state. Every list loads what its rows display in the same statement (joins and
+The write side (issue, count, revoke) lives in ``app.files.vault_links``; these functions only
+read. Link states are filtered with ``VaultLink.state``'s own SQL side, so filtering and
+paging agree with what each row shows, and a link shows up under exactly one state.
+Every list loads what its rows display in the same statement (joins and
 ``joinedload``), so a page costs a fixed number of queries whatever its length.
 """
 
@@ -12,35 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.orm import contains_eager, joinedload
 
 from app.errors import NotFound
 from app.extensions import db
-from app.models.files import DownloadEvent, DownloadOutcome, LinkState, VaultFile, VaultLink
+from app.models.files import DownloadEvent, DownloadOutcome, VaultFile, VaultLink, VaultLinkState
 from app.models.people import Contact, User
 from app.models.tickets import Ticket
+from app.pagination import Page, count_of, paginate
 
-LINK_STATES: tuple[str, ...] = (*(state.value for state in LinkState), "all")
+LINK_STATES: tuple[str, ...] = (*(state.value for state in VaultLinkState), "all")
+VALID_STATES = frozenset(state.value for state in VaultLinkState)
 OUTCOMES: tuple[str, ...] = tuple(outcome.value for outcome in DownloadOutcome)
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of rows and what a pager needs to show the others."""
-
-    rows: list[T]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max((self.total + self.per_page - 1) // self.per_page, 1)
 
 
 @dataclass(frozen=True)
@@ -54,38 +38,11 @@ class LinkFilters:
     filename: str = ""
 
 
-def _not_exhausted() -> ColumnElement[bool]:
-    return or_(
-        VaultLink.max_downloads.is_(None), VaultLink.download_count < VaultLink.max_downloads
-    )
-
-
 def state_condition(state: str, now: datetime) -> ColumnElement[bool]:
-    """SQL for "this link is in ``state`` at ``now``"; needs ``VaultFile`` joined.
-
-    Mirrors ``VaultLink.state``: a revoked link whose file was later erased counts as
-    erased, an expired link that was also used up counts as expired, and so on.
-    """
-    erased = VaultFile.erased_at.is_not(None)
-    live_file = VaultFile.erased_at.is_(None)
-    not_revoked = VaultLink.revoked_at.is_(None)
-    if state == LinkState.ERASED:
-        return erased
-    if state == LinkState.REVOKED:
-        return and_(live_file, VaultLink.revoked_at.is_not(None))
-    if state == LinkState.EXPIRED:
-        return and_(live_file, not_revoked, VaultLink.expires_at <= now)
-    if state == LinkState.EXHAUSTED:
-        return and_(
-            live_file,
-            not_revoked,
-            VaultLink.expires_at > now,
-            VaultLink.max_downloads.is_not(None),
-            VaultLink.download_count >= VaultLink.max_downloads,
-        )
-    if state == LinkState.ACTIVE:
-        return and_(live_file, not_revoked, VaultLink.expires_at > now, _not_exhausted())
-    return true()
+    """SQL for "this link is in ``state`` at ``now``" (``VaultLink.state``'s own rule)."""
+    if state not in VALID_STATES:
+        return true()
+    return VaultLink.state(now) == state
 
 
 def _ticket_condition(number: str) -> ColumnElement[bool]:
@@ -134,22 +91,13 @@ def _with_row_data(stmt: Select[tuple[VaultLink]]) -> Select[tuple[VaultLink]]:
     )
 
 
-def _count(stmt: Select[tuple[VaultLink]] | Select[tuple[DownloadEvent]]) -> int:
-    return db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-
-
 def links_page(
     filters: LinkFilters, now: datetime, *, page: int = 1, per_page: int = 50
 ) -> Page[VaultLink]:
     """Links matching ``filters``, newest first: two queries whatever the page size."""
     stmt = _filtered_links(filters, now)
-    rows = db.session.scalars(
-        _with_row_data(stmt)
-        .order_by(VaultLink.created_at.desc(), VaultLink.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    return Page(list(rows), _count(stmt), page, per_page)
+    ordered = _with_row_data(stmt).order_by(VaultLink.created_at.desc(), VaultLink.id)
+    return paginate(ordered, page, per_page, total=count_of(stmt))
 
 
 def link_row(link_id: str) -> VaultLink:
@@ -168,7 +116,7 @@ def link_row(link_id: str) -> VaultLink:
     return link
 
 
-def file_links(file: VaultFile) -> list[VaultLink]:
+def links_of_file(file: VaultFile) -> list[VaultLink]:
     """Every link made for ``file``, newest first, loaded for link rows."""
     stmt = (
         select(VaultLink)
@@ -200,17 +148,12 @@ def _events(condition: ColumnElement[bool]) -> Select[tuple[DownloadEvent]]:
 def _events_page(
     stmt: Select[tuple[DownloadEvent]], page: int, per_page: int
 ) -> Page[DownloadEvent]:
-    rows = db.session.scalars(
-        stmt.options(
-            joinedload(DownloadEvent.link),
-            joinedload(DownloadEvent.file),
-            joinedload(DownloadEvent.user),
-        )
-        .order_by(DownloadEvent.at.desc(), DownloadEvent.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    return Page(list(rows), _count(stmt), page, per_page)
+    ordered = stmt.options(
+        joinedload(DownloadEvent.link),
+        joinedload(DownloadEvent.file),
+        joinedload(DownloadEvent.user),
+    ).order_by(DownloadEvent.at.desc(), DownloadEvent.id.desc())
+    return paginate(ordered, page, per_page, total=count_of(stmt))
 
 
 def link_events(link: VaultLink, *, page: int = 1, per_page: int = 100) -> Page[DownloadEvent]:
@@ -268,7 +211,7 @@ def _active_count(now: datetime, condition: ColumnElement[bool]) -> Select[tuple
     return (
         select(func.count(VaultLink.id))
         .join(VaultLink.file)
-        .where(state_condition(LinkState.ACTIVE, now), condition)
+        .where(state_condition(VaultLinkState.ACTIVE, now), condition)
     )
 
 
@@ -286,16 +229,17 @@ def customers_page(
             Contact.name.icontains(search, autoescape=True),
             Contact.email.icontains(search, autoescape=True),
         )
-    rows = db.session.execute(
+    total = db.session.scalar(select(func.count(Contact.id)).where(condition)) or 0
+    stmt = (
         select(Contact, active)
         .options(joinedload(Contact.account))
         .where(condition)
         .order_by(active.desc(), Contact.name, Contact.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    total = db.session.scalar(select(func.count(Contact.id)).where(condition)) or 0
-    return Page([(row[0], int(row[1])) for row in rows], total, page, per_page)
+    )
+    found = paginate(stmt, page, per_page, scalars=False, total=total)
+    return Page(
+        [(contact, int(count)) for contact, count in found.rows], total, found.page, per_page
+    )
 
 
 def contact_by_id(contact_id: int) -> Contact:

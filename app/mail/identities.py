@@ -8,6 +8,7 @@ from app import audit
 from app.actor import Actor
 from app.errors import Conflict, InvalidInput
 from app.extensions import db
+from app.mail.addresses import normalise_address
 from app.models.mail import ReplyTemplate, SenderIdentity
 
 
@@ -22,9 +23,7 @@ def save_identity(
     identity: SenderIdentity | None = None,
 ) -> SenderIdentity:
     """Create or change an identity; exactly one identity is the default once any exists."""
-    address = address.strip().lower()
-    if "@" not in address:
-        raise InvalidInput(f"{address!r} is not an email address.")
+    address = normalise_address(address)
     if not name.strip():
         raise InvalidInput("An identity needs a name, shown as the sender.")
     clash = db.session.scalar(

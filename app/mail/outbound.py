@@ -13,7 +13,8 @@ from email.utils import make_msgid
 from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
-from app.files import links as file_links
+from app.files import vault_links
+from app.mail.addresses import domain_of
 from app.models.files import VaultFile
 from app.models.mail import OutboxMessage, OutboxStatus, SenderIdentity
 from app.models.tickets import RecipientKind, StreamEntry, Ticket
@@ -49,11 +50,11 @@ def queue_reply(
         raise InvalidInput("The ticket has no external recipient; add one in Recipients.")
     links = []
     for file in files:
-        link = file_links.issue_link(
+        link = vault_links.issue_link(
             file, actor, recipient_email=grouped["to"][0] if grouped["to"] else None
         )
-        links.append((file, file_links.link_url(link)))
-    domain = identity.address.rsplit("@", 1)[-1]
+        links.append((file, vault_links.link_url(link)))
+    domain = domain_of(identity.address)
     message = OutboxMessage(
         ticket=ticket,
         entry=entry,

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flask import current_app
 
 from app.errors import DomainError
+from app.mail.addresses import domain_of
 
 SMTP_TIMEOUT = 10
 # <UTC timestamp with microseconds>-<16 hex>.eml: sortable by name, never guessable, and the
@@ -80,8 +81,7 @@ def parse_smtp_url(url: str) -> SmtpSettings:
 def build_message(to: str, subject: str, text: str, *, html: str | None = None) -> EmailMessage:
     """A UTF-8 message from ``MAIL_FROM`` with Date and a Message-ID in the sender's domain."""
     sender = current_app.config["MAIL_FROM"]
-    _name, address = parseaddr(sender)
-    domain = address.rpartition("@")[2] or "localhost"
+    domain = domain_of(parseaddr(sender)[1])
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = sender
     message["To"] = to
@@ -147,7 +147,7 @@ def _write_outbox(message: EmailMessage) -> Path:
 
 
 @dataclass(frozen=True)
-class OutboxEntry:
+class FiledMailEntry:
     """What the admin list shows of one filed message."""
 
     name: str
@@ -175,7 +175,7 @@ def _date(message: EmailMessage) -> datetime | None:
         return None
 
 
-def list_outbox() -> list[OutboxEntry]:
+def list_filed_mail() -> list[FiledMailEntry]:
     """Filed messages, newest first (names start with the UTC time they were written)."""
     folder = outbox_dir()
     if not folder.is_dir():
@@ -185,7 +185,7 @@ def list_outbox() -> list[OutboxEntry]:
         message = _read(name, headers_only=True)
         if message is not None:
             entries.append(
-                OutboxEntry(
+                FiledMailEntry(
                     name, _date(message), str(message["To"] or ""), str(message["Subject"] or "")
                 )
             )
@@ -193,32 +193,32 @@ def list_outbox() -> list[OutboxEntry]:
 
 
 @dataclass(frozen=True)
-class OutboxMessage:
-    entry: OutboxEntry
+class FiledMail:
+    entry: FiledMailEntry
     sender: str
     text: str
 
 
-def read_outbox(name: str) -> OutboxMessage | None:
+def read_filed_mail(name: str) -> FiledMail | None:
     """One filed message's headers and text part; None for any name we did not write."""
     message = _read(name, headers_only=False)
     if message is None:
         return None
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
-    entry = OutboxEntry(
+    entry = FiledMailEntry(
         name, _date(message), str(message["To"] or ""), str(message["Subject"] or "")
     )
-    return OutboxMessage(entry, str(message["From"] or ""), text)
+    return FiledMail(entry, str(message["From"] or ""), text)
 
 
 __all__ = [
     "MailNotSent",
-    "OutboxEntry",
-    "OutboxMessage",
+    "FiledMailEntry",
+    "FiledMail",
     "build_message",
-    "list_outbox",
+    "list_filed_mail",
     "parse_smtp_url",
-    "read_outbox",
+    "read_filed_mail",
     "send_mail",
 ]

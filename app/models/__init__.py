@@ -1,7 +1,7 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
 from app.models.audit import AuditLog, AuditLogIsAppendOnly
-from app.models.files import DownloadEvent, DownloadOutcome, LinkState, VaultFile, VaultLink
+from app.models.files import DownloadEvent, DownloadOutcome, VaultFile, VaultLink, VaultLinkState
 from app.models.mail import OutboxMessage, OutboxStatus, ReplyTemplate, SenderIdentity
 from app.models.people import (
     STAFF_ROLES,
@@ -47,7 +47,7 @@ __all__ = [
     "EntryKind",
     "Lead",
     "LinkKind",
-    "LinkState",
+    "VaultLinkState",
     "OutboxMessage",
     "OutboxStatus",
     "ReplyTemplate",

@@ -11,7 +11,18 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    and_,
+    case,
+    select,
+)
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -58,7 +69,7 @@ class VaultFile(db.Model):
         return self.erased_at is not None
 
 
-class LinkState(enum.StrEnum):
+class VaultLinkState(enum.StrEnum):
     ACTIVE = "active"
     EXPIRED = "expired"
     REVOKED = "revoked"
@@ -103,17 +114,44 @@ class VaultLink(db.Model):
     issued_by: Mapped[User | None] = relationship(foreign_keys=[issued_by_id])
     revoked_by: Mapped[User | None] = relationship(foreign_keys=[revoked_by_id])
 
-    def state(self, now: datetime) -> LinkState:
-        """Why this link would be refused now, or ACTIVE; the most final reason wins."""
+    # The one rule of link states, on a loaded row and in SQL side by side: the lists,
+    # the filters, the download counter's conditional UPDATE and the landing page all ask
+    # it, so they can never disagree. The most final reason wins: erased, revoked,
+    # expired, exhausted, in that order.
+
+    @hybrid_method
+    def state(self, now: datetime) -> VaultLinkState:
+        """Why this link would be refused at ``now``, or ACTIVE."""
         if self.file.erased_at is not None:
-            return LinkState.ERASED
+            return VaultLinkState.ERASED
         if self.revoked_at is not None:
-            return LinkState.REVOKED
+            return VaultLinkState.REVOKED
         if self.expires_at <= now:
-            return LinkState.EXPIRED
+            return VaultLinkState.EXPIRED
         if self.max_downloads is not None and self.download_count >= self.max_downloads:
-            return LinkState.EXHAUSTED
-        return LinkState.ACTIVE
+            return VaultLinkState.EXHAUSTED
+        return VaultLinkState.ACTIVE
+
+    @state.inplace.expression
+    @classmethod
+    def _state_expression(cls, now: datetime) -> ColumnElement[str]:
+        file_erased = (
+            select(VaultFile.erased_at)
+            .where(VaultFile.id == cls.file_id)
+            .correlate(cls)
+            .scalar_subquery()
+            .is_not(None)
+        )
+        return case(
+            (file_erased, VaultLinkState.ERASED.value),
+            (cls.revoked_at.is_not(None), VaultLinkState.REVOKED.value),
+            (cls.expires_at <= now, VaultLinkState.EXPIRED.value),
+            (
+                and_(cls.max_downloads.is_not(None), cls.download_count >= cls.max_downloads),
+                VaultLinkState.EXHAUSTED.value,
+            ),
+            else_=VaultLinkState.ACTIVE.value,
+        )
 
 
 class DownloadOutcome(enum.StrEnum):

@@ -22,13 +22,30 @@ from app.tickets.stream import add_entry
 
 def mark_read(ticket: Ticket, user: User) -> None:
     """Remember that ``user`` has seen everything up to now (no stream entry: personal)."""
-    row = db.session.scalar(
-        select(TicketRead).where(TicketRead.ticket_id == ticket.id, TicketRead.user_id == user.id)
-    )
-    if row is None:
-        db.session.add(TicketRead(ticket_id=ticket.id, user_id=user.id, read_at=utcnow()))
-    else:
-        row.read_at = utcnow()
+    mark_many_read([ticket], user)
+
+
+def mark_many_read(tickets: list[Ticket], user: User) -> None:
+    """Upsert the user's read marks: one SELECT and the writes, whatever the batch size.
+
+    Staff and customers share the table: an agent's mark clears the inbox's unread, a
+    customer's clears the portal's "new answer".
+    """
+    now = utcnow()
+    existing = {
+        row.ticket_id: row
+        for row in db.session.scalars(
+            select(TicketRead).where(
+                TicketRead.user_id == user.id, TicketRead.ticket_id.in_([t.id for t in tickets])
+            )
+        )
+    }
+    for ticket in tickets:
+        row = existing.get(ticket.id)
+        if row is None:
+            db.session.add(TicketRead(ticket_id=ticket.id, user_id=user.id, read_at=now))
+        else:
+            row.read_at = now
 
 
 def is_unread(ticket: Ticket, user: User) -> bool:

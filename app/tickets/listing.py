@@ -33,10 +33,12 @@ from app.models.tickets import (
     ticket_tags,
 )
 from app.models.types import utcnow
+from app.pagination import page_count
 from app.tickets import search
 from app.tickets.assignment import assign
 from app.tickets.changes import change_status, set_tags
 from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
+from app.tickets.inbox import mark_many_read
 
 PER_PAGE = 50
 CLOSED = (Status.RESOLVED.value, Status.CLOSED.value)
@@ -216,7 +218,7 @@ class ListPage:
     pages: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pages = max((self.total + self.per_page - 1) // self.per_page, 1)
+        self.pages = page_count(self.total, self.per_page)
 
     @property
     def page(self) -> int:
@@ -561,22 +563,8 @@ def apply_bulk(
 
 
 def _mark_read(tickets: list[Ticket], user: User, result: BulkResult) -> None:
-    """Upsert the user's read marks; two statements for the whole batch."""
-    now = utcnow()
-    ids = [t.id for t in tickets]
-    existing = {
-        r.ticket_id: r
-        for r in db.session.scalars(
-            select(TicketRead).where(TicketRead.user_id == user.id, TicketRead.ticket_id.in_(ids))
-        )
-    }
-    for ticket in tickets:
-        mark = existing.get(ticket.id)
-        if mark is None:
-            db.session.add(TicketRead(ticket_id=ticket.id, user_id=user.id, read_at=now))
-        else:
-            mark.read_at = now
-        result.changed.append(ticket.number)
+    mark_many_read(tickets, user)
+    result.changed.extend(t.number for t in tickets)
 
 
 def staff_member(user_id: int | None) -> User | None:

@@ -7,7 +7,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app.errors import NotFound
 from app.extensions import db
-from app.models.files import VaultFile, VaultLink
+from app.models.files import VaultFile
 from app.models.tickets import StreamEntry, Ticket
 
 
@@ -47,13 +47,3 @@ def ticket_file(ticket: Ticket, public_id: str) -> VaultFile:
     if file is None:
         raise NotFound("There is no such file on this ticket.")
     return file
-
-
-def file_links(file: VaultFile) -> list[VaultLink]:
-    return list(
-        db.session.scalars(
-            select(VaultLink)
-            .where(VaultLink.file_id == file.id)
-            .order_by(VaultLink.created_at.desc())
-        )
-    )

@@ -10,7 +10,6 @@ Like the rest of the domain these functions change the session and never commit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -40,6 +39,7 @@ from app.models.tickets import (
     Visibility,
 )
 from app.models.types import utcnow
+from app.pagination import clamp_page, page_count
 from app.tickets.changes import add_customer_message, change_status, link_tickets
 from app.tickets.creation import create_ticket
 
@@ -136,8 +136,8 @@ def visible_tickets(
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(Ticket.subject.ilike(f"%{escaped}%", escape="\\"))
     total = db.session.scalar(select(func.count(Ticket.id)).where(*conditions)) or 0
-    pages = max(1, math.ceil(total / PER_PAGE))
-    page = min(max(page, 1), pages)
+    pages = page_count(total, PER_PAGE)
+    page = clamp_page(page, total, PER_PAGE)
     latest = _latest_staff_entries()
     stmt = (
         select(Ticket, latest.c.latest, TicketRead.read_at)  # type: ignore[attr-defined]
@@ -222,15 +222,6 @@ def is_unread(user: User, ticket: Ticket) -> bool:
     )
     read = db.session.get(TicketRead, (ticket.id, user.id))
     return _is_unread(latest, read.read_at if read else None)
-
-
-def mark_read(user: User, ticket: Ticket) -> None:
-    """The customer has seen everything up to now (their TicketRead row, upserted)."""
-    read = db.session.get(TicketRead, (ticket.id, user.id))
-    if read is None:
-        db.session.add(TicketRead(ticket_id=ticket.id, user_id=user.id, read_at=utcnow()))
-    else:
-        read.read_at = utcnow()
 
 
 def active_categories() -> list[Category]:

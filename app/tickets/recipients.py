@@ -7,14 +7,13 @@ chose to receive all mail are subscribed. A new manager is subscribed on assignm
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 
 from app import audit
 from app.actor import Actor
 from app.errors import NotFound
 from app.extensions import db
+from app.mail.addresses import normalise_address
 from app.models.people import STAFF_ROLES, User, UserRole
 from app.models.tickets import EntryKind, RecipientKind, Ticket, TicketRecipient
 from app.tickets.errors import InvalidTicketChange
@@ -55,22 +54,7 @@ def unsubscribe(ticket: Ticket, user: User) -> None:
 # creation and assignment, which write their own entries. What follows is an agent editing
 # the Recipients tab, so each change leaves an internal SYSTEM entry and an audit row.
 
-# Deliberately plain: one @, no spaces, no header-breaking characters, a dotted domain.
-# Whether the mailbox exists only the receiving server knows; a bounce tells us later.
-_ADDRESS = re.compile(
-    r"[^@\s<>(),;:\"\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z0-9-]{2,63}"
-)
 NAME_MAX = 200
-
-
-def normalise_address(address: str) -> str:
-    """Lower-case and check an address, or raise ``InvalidTicketChange`` saying why."""
-    cleaned = (address or "").strip().lower()
-    if not cleaned:
-        raise InvalidTicketChange("Enter an email address.")
-    if len(cleaned) > 254 or not _ADDRESS.fullmatch(cleaned) or ".." in cleaned:
-        raise InvalidTicketChange(f"{address.strip()!r} is not an email address.")
-    return cleaned
 
 
 def _clean_name(name: str | None) -> str | None:

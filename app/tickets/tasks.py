@@ -9,8 +9,7 @@ own time zone and stored in UTC like every other time in Vaultdesk.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, time
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -19,6 +18,7 @@ from app import audit
 from app.actor import Actor
 from app.errors import NotFound
 from app.extensions import db
+from app.i18n import parse_local_datetime
 from app.models.people import Role, User, UserRole
 from app.models.tickets import EntryKind, Task, Ticket
 from app.models.types import utcnow
@@ -47,27 +47,8 @@ def assignable_staff() -> list[User]:
 
 
 def parse_local_due(value: str | None, zone_name: str) -> datetime | None:
-    """A ``datetime-local`` (or bare date) value typed in ``zone_name``, as aware UTC.
-
-    Raises ``InvalidTicketChange`` for text that is not a date, so the form can say so.
-    """
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    try:
-        if len(value) == 10:  # YYYY-MM-DD
-            naive = datetime.combine(datetime.fromisoformat(value).date(), END_OF_DAY)
-        else:
-            naive = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidTicketChange(f"{value!r} is not a date and time.") from None
-    if naive.tzinfo is None:
-        naive = naive.replace(tzinfo=zone)
-    return naive.astimezone(UTC)
+    """A due date typed in ``zone_name``; a bare date means the end of that day."""
+    return parse_local_datetime(value, zone_name, date_means=END_OF_DAY)
 
 
 def _check_assignee(user: User | None) -> User:

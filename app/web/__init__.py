@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from app.accounts.signin import load_user
 from app.errors import DomainError
 from app.extensions import db, login_manager
+from app.i18n import viewer_zone
 from app.models.people import Role
-from app.signin import load_user
 from app.web.guards import sign_in_redirect
 
 NAVIGATION: tuple[tuple[Any, str, tuple[Role, ...]], ...] = (
@@ -40,14 +40,7 @@ def localtime(value: datetime | None) -> str:
     """Show a stored UTC time in the viewer's zone (the company's for anonymous pages)."""
     if value is None:
         return ""
-    name = (current_user.timezone if current_user.is_authenticated else None) or current_app.config[
-        "TIMEZONE"
-    ]
-    try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return value.astimezone(zone).strftime("%d %b %Y %H:%M")
+    return value.astimezone(viewer_zone()).strftime("%d %b %Y %H:%M")
 
 
 def error_page(status: int, title: str, message: str) -> Response:

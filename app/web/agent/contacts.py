@@ -8,12 +8,12 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
+from app.accounts.emailed_links import invite_contact
 from app.actor import Actor
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.mail.sending import MailNotSent
 from app.models.people import Contact
-from app.portal_links import invite_contact
 from app.web.agent import bp
 from app.web.guards import safe_next
 

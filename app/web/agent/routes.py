@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -9,17 +8,20 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.actor import Actor, ActorKind
-from app.errors import InvalidInput
 from app.extensions import csrf, db
-from app.files import links as file_links
+from app.files import queries as file_queries
+from app.files import vault_links
 from app.files.serving import file_response
 from app.files.store import human_size
+from app.files.uploads import vault_upload
 from app.htmx import render, wants_fragment
+from app.i18n import parse_local_datetime
 from app.models.files import DownloadOutcome
 from app.models.mail import SenderIdentity
 from app.models.people import Lead, Role, Team, User, UserRole
 from app.models.tickets import Category, Priority, Status, Ticket
 from app.models.types import utcnow
+from app.pagination import page_count
 from app.tickets import (
     allowed_targets,
     assign,
@@ -30,13 +32,11 @@ from app.tickets import (
     set_tags,
 )
 from app.tickets.inbox import check_version, is_unread, mark_read, set_in_inbox
-from app.tickets.lookup import file_links as links_of
 from app.tickets.lookup import ticket_by_number, ticket_file, ticket_page
 from app.tickets.queries import inbox as inbox_query
 from app.tickets.replies import answer
 from app.web.agent import bp
 from app.web.agent.forms import LinkForm
-from app.web.upload_forms import vault_upload
 
 PER_PAGE = 50
 
@@ -49,7 +49,7 @@ def _actor() -> Actor:
 def inbox() -> Response:
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     rows, total = inbox_query(current_user, page=page, per_page=PER_PAGE)
-    pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    pages = page_count(total, PER_PAGE)
     return render("agent/inbox.html", "ticket_list", rows=rows, total=total, page=page, pages=pages)
 
 
@@ -88,7 +88,7 @@ def ticket(number: str) -> Response:
 
 
 @bp.post("/tickets/<number>/answer")
-@csrf.exempt  # checked by receive_form before any file is stored (see upload_forms)
+@csrf.exempt  # checked by receive_form before any file is stored (see app.files.uploads)
 def answer_view(number: str) -> Response:
     """Reply or note from the composer; files stream from the request into the vault."""
     t = ticket_by_number(number)
@@ -121,15 +121,7 @@ def _int(value: str | None) -> int | None:
 
 def _local_datetime(value: str) -> datetime | None:
     """A datetime-local value in the agent's own time zone, as aware UTC."""
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        naive = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not a date and time.") from None
-    zone = ZoneInfo(current_user.timezone or current_app.config["TIMEZONE"])
-    return naive.replace(tzinfo=zone).astimezone(UTC)
+    return parse_local_datetime(value, current_user.timezone)
 
 
 @bp.post("/tickets/<number>/fields")
@@ -227,9 +219,9 @@ def download(number: str, public_id: str) -> Response:
     """Staff fetch a ticket's file through their session; recorded like link downloads."""
     t = ticket_by_number(number)
     file = ticket_file(t, public_id)
-    client = file_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+    client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
     if file.is_erased:
-        file_links.record(
+        vault_links.record(
             None, file, DownloadOutcome.REFUSED, client, reason="erased", user_id=current_user.id
         )
         db.session.commit()
@@ -237,7 +229,7 @@ def download(number: str, public_id: str) -> Response:
         return redirect(url_for("agent.ticket", number=t.number))
 
     def served(byte_range: str | None) -> None:
-        file_links.record(
+        vault_links.record(
             None,
             file,
             DownloadOutcome.SERVED,
@@ -263,7 +255,7 @@ def file_links_view(number: str, public_id: str) -> Response:
     new_url = None
     status = 200
     if form.validate_on_submit():
-        link = file_links.issue_link(
+        link = vault_links.issue_link(
             file,
             _actor(),
             days=form.days.data,
@@ -272,7 +264,7 @@ def file_links_view(number: str, public_id: str) -> Response:
             password=form.password.data or None,
         )
         db.session.commit()
-        new_url = file_links.link_url(link)
+        new_url = vault_links.link_url(link)
     elif request.method == "POST":
         status = 422
     return render(
@@ -282,8 +274,8 @@ def file_links_view(number: str, public_id: str) -> Response:
         ticket=t,
         file=file,
         form=form,
-        links=links_of(file),
+        links=file_queries.links_of_file(file),
         new_url=new_url,
         now=utcnow(),
-        link_url=file_links.link_url,
+        link_url=vault_links.link_url,
     )

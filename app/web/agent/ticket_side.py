@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -104,7 +104,7 @@ def tasks_context(t: Ticket) -> dict[str, Any]:
 
 
 def _zone() -> str:
-    return current_user.timezone or current_app.config["TIMEZONE"]
+    return current_user.timezone
 
 
 @bp.route("/tickets/<number>/tasks", methods=["GET", "POST"])

@@ -6,9 +6,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from app import audit
+from app.accounts.signin import Audience, authenticate
 from app.actor import Actor
 from app.extensions import db
-from app.signin import Audience, authenticate
 from app.web.auth import bp
 from app.web.auth.forms import LoginForm
 from app.web.auth.limits import FAILED, sign_in_limits

@@ -9,6 +9,7 @@ from wtforms import EmailField, HiddenField, SelectChoice, SelectField, StringFi
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from app.files.queries import LINK_STATES, OUTCOMES
+from app.mail.addresses import is_address
 
 CONFIRM_WORD = "REVOKE"
 REASON_MISSING = "Say why the links are revoked; the reason goes into the audit log."
@@ -40,8 +41,7 @@ class TicketLinksForm(ReasonForm):
 
 
 def _looks_like_address(form: FlaskForm, field: EmailField) -> None:
-    local, _, domain = (field.data or "").partition("@")
-    if not local or "." not in domain or " " in field.data:
+    if not is_address(field.data):
         raise ValidationError("That is not an email address.")
 
 

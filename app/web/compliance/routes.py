@@ -13,19 +13,19 @@ from typing import Any, TypeVar
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app.actor import Actor
 from app.extensions import db
-from app.files import links as file_links
-from app.files import queries
+from app.files import queries, vault_links
 from app.htmx import render, wants_fragment
 from app.models.audit import AuditLog
 from app.models.files import VaultLink
 from app.models.people import Contact
 from app.models.types import utcnow
+from app.pagination import paginate
 from app.tickets.lookup import ticket_by_number
 from app.web.compliance import bp
 from app.web.compliance.forms import (
@@ -55,19 +55,15 @@ def home() -> Response:
     stmt = select(AuditLog)
     if action:
         stmt = stmt.where(AuditLog.action.startswith(action, autoescape=True))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.session.scalars(
-        stmt.order_by(AuditLog.id.desc()).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
-    ).all()
-    pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    result = paginate(stmt.order_by(AuditLog.id.desc()), page, PER_PAGE)
     return render(
         "compliance/home.html",
         "audit_table",
-        rows=rows,
+        rows=result.rows,
         action=action,
-        page=page,
-        pages=pages,
-        total=total,
+        page=result.page,
+        pages=result.pages,
+        total=result.total,
     )
 
 
@@ -206,7 +202,7 @@ def revoke_link(link_id: str) -> Response:
             return _link_row(link, form=form, back=back, status=422)
         return _link_detail(link, form, status=422)
     if link.revoked_at is None:
-        file_links.revoke_link(link, _actor(), form.reason.data or "")
+        vault_links.revoke_link(link, _actor(), form.reason.data or "")
         db.session.commit()
         message = "Link revoked."
     else:
@@ -224,7 +220,7 @@ def revoke_all_links() -> Response:
     form = RevokeAllForm()
     if not form.validate_on_submit():
         return _links_page(status=422, all_form=form)
-    count = file_links.revoke_all(_actor(), form.reason.data or "")
+    count = vault_links.revoke_all(_actor(), form.reason.data or "")
     db.session.commit()
     flash(_links_revoked(count), "success")
     return _back(form, url_for("compliance.links"))
@@ -242,7 +238,7 @@ def revoke_ticket_links(number: str | None = None) -> Response:
     if not form.validate_on_submit():
         return _links_page(status=422, ticket_form=form)
     ticket = ticket_by_number(form.number.data or "")
-    count = file_links.revoke_ticket_links(ticket, _actor(), form.reason.data or "")
+    count = vault_links.revoke_ticket_links(ticket, _actor(), form.reason.data or "")
     db.session.commit()
     flash(f"{_links_revoked(count)} Ticket {ticket.number} has no usable link left.", "success")
     return _back(form, url_for("compliance.links", ticket=ticket.number))
@@ -260,7 +256,7 @@ def file_detail(public_id: str) -> Response:
         "compliance/file.html",
         "events",
         file=file,
-        links=queries.file_links(file),
+        links=queries.links_of_file(file),
         events=queries.file_events(file, page=_page(), per_page=EVENTS_PER_PAGE),
         now=utcnow(),
         back=here,
@@ -337,7 +333,7 @@ def revoke_customer_links(contact_id: int) -> Response:
         if wants_fragment():
             return _customer_row(contact, back=back, form=form, status=422)
         return _customers_page(status=422, row_form=form, error_contact=contact.id)
-    count = file_links.revoke_customer_links(_actor(), form.reason.data or "", contact=contact)
+    count = vault_links.revoke_customer_links(_actor(), form.reason.data or "", contact=contact)
     db.session.commit()
     if wants_fragment():
         return _customer_row(contact, back=back, message=_links_revoked(count))
@@ -372,7 +368,7 @@ def revoke_by_address() -> Response:
     if not form.validate_on_submit():
         return _customers_page(status=422, address_form=form)
     email = (form.email.data or "").lower()
-    count = file_links.revoke_customer_links(_actor(), form.reason.data or "", email=email)
+    count = vault_links.revoke_customer_links(_actor(), form.reason.data or "", email=email)
     db.session.commit()
     flash(f"{_links_revoked(count)} Nothing sent to {email} can be fetched now.", "success")
     return _back(form, url_for("compliance.customers"))

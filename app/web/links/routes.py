@@ -3,18 +3,20 @@ from __future__ import annotations
 from flask import Response, redirect, render_template, request, url_for
 
 from app.extensions import db, limiter
-from app.files import links as file_links
+from app.files import vault_links
 from app.files.serving import file_response
 from app.files.store import human_size
 from app.models.files import DownloadOutcome, VaultLink
 from app.web.links import bp
 
 
-def _client() -> file_links.Client:
-    return file_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+def _client() -> vault_links.Client:
+    return vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
 
 
-def _refused(error: file_links.LinkRefused | file_links.LinkNotFound) -> tuple[str, int]:
+def _refused(
+    error: vault_links.VaultLinkRefused | vault_links.VaultLinkNotFound,
+) -> tuple[str, int]:
     db.session.commit()  # the refusal is audited even though nothing is served
     state = getattr(error, "state", "invalid")
     return (
@@ -40,11 +42,11 @@ def _landing(link: VaultLink, error: str | None = None, status: int = 200) -> tu
 def landing(token: str) -> tuple[str, int]:
     """Show what the link holds; opening it (people and mail scanners alike) counts nothing."""
     try:
-        link = file_links.resolve(token)
-        file_links.check_usable(link, _client())
-    except (file_links.LinkNotFound, file_links.LinkRefused) as error:
+        link = vault_links.resolve(token)
+        vault_links.check_usable(link, _client())
+    except (vault_links.VaultLinkNotFound, vault_links.VaultLinkRefused) as error:
         return _refused(error)
-    file_links.record(link, link.file, DownloadOutcome.VIEWED, _client())
+    vault_links.record(link, link.file, DownloadOutcome.VIEWED, _client())
     db.session.commit()
     return _landing(link)
 
@@ -63,14 +65,14 @@ def _wrong_password(response: Response) -> bool:
 def start(token: str) -> Response | tuple[str, int]:
     """Count one download and send the browser to it, with a grant for its ranges."""
     try:
-        link = file_links.resolve(token)
-        grant = file_links.start_download(link, request.form.get("password"), _client())
-    except file_links.LinkRefused as error:
+        link = vault_links.resolve(token)
+        grant = vault_links.start_download(link, request.form.get("password"), _client())
+    except vault_links.VaultLinkRefused as error:
         db.session.commit()
         if error.state == "password":
             return _landing(link, error.message, 403)
         return _refused(error)
-    except file_links.LinkNotFound as error:
+    except vault_links.VaultLinkNotFound as error:
         return _refused(error)
     db.session.commit()
     return redirect(url_for("links.download", token=token, grant=grant), code=303)
@@ -81,9 +83,9 @@ def download(token: str, grant: str) -> Response | tuple[str, int]:
     """The bytes. Every request, each Range included, re-checks the link first."""
     client = _client()
     try:
-        link = file_links.resolve(token)
-        file_links.check_grant(link, grant, client)
-    except (file_links.LinkNotFound, file_links.LinkRefused) as error:
+        link = vault_links.resolve(token)
+        vault_links.check_grant(link, grant, client)
+    except (vault_links.VaultLinkNotFound, vault_links.VaultLinkRefused) as error:
         return _refused(error)
 
     def served(byte_range: str | None) -> None:
@@ -91,7 +93,7 @@ def download(token: str, grant: str) -> Response | tuple[str, int]:
             DownloadOutcome.REFUSED if byte_range == "unsatisfiable" else DownloadOutcome.SERVED
         )
         reason = "bad_range" if outcome is DownloadOutcome.REFUSED else None
-        file_links.record(
+        vault_links.record(
             link,
             link.file,
             outcome,

@@ -1,7 +1,7 @@
 """Portal access without a password at hand: emailed sign-in links, resets, invitations.
 
 Open to anonymous visitors (listed in ``open_endpoints``). The rules live in
-``app.portal_links``; these views parse forms and pick the page. Requests answer with one
+``app.accounts.emailed_links``; these views parse forms and pick the page. Requests answer with one
 page whatever the address, and a link's GET only shows a button: mail scanners fetch links,
 so only the POST behind the button spends one.
 """
@@ -22,10 +22,10 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from app import portal_links
+from app.accounts import emailed_links
+from app.accounts.emailed_links import EmailedLinkRefused
+from app.accounts.people import MIN_PASSWORD
 from app.extensions import db, limiter
-from app.people import MIN_PASSWORD
-from app.portal_links import LinkRefused
 from app.web.portal import bp
 
 # Shared by the sign-in-link and reset forms: both put mail into the same inbox.
@@ -86,9 +86,9 @@ def mail_request_limits(view: Callable[..., Any]) -> Callable[..., Any]:
     return answer_politely
 
 
-def _refused(error: LinkRefused, purpose: str, retry_endpoint: str) -> tuple[str, int]:
+def _refused(error: EmailedLinkRefused, purpose: str, retry_endpoint: str) -> tuple[str, int]:
     if request.method == "POST":
-        portal_links.record_refusal(purpose, error, request.remote_addr)
+        emailed_links.record_refusal(purpose, error, request.remote_addr)
         db.session.commit()
     return render_template(
         "portal/link_refused.html", error=error, form=EmailForm(), retry=retry_endpoint
@@ -102,7 +102,7 @@ def sign_in_link_request() -> str | tuple[str, int]:
     form = EmailForm()
     if not form.validate_on_submit():
         return render_template("portal/link_request.html", link_form=form), 422
-    portal_links.request_sign_in_link(form.email.data, request.remote_addr)
+    emailed_links.request_sign_in_link(form.email.data, request.remote_addr)
     db.session.commit()
     return render_template(
         "portal/link_notice.html",
@@ -120,14 +120,14 @@ def sign_in_with_link(token: str) -> Response | str | tuple[str, int]:
     form = ConfirmForm()
     try:
         if form.validate_on_submit():
-            user = portal_links.consume_sign_in_link(token, request.remote_addr)
+            user = emailed_links.consume_sign_in_link(token, request.remote_addr)
             db.session.commit()
             session.clear()  # no session fixation
             login_user(user)
             return redirect(url_for("portal.home"))
-        user = portal_links.check_sign_in_link(token)
-    except LinkRefused as error:
-        return _refused(error, portal_links.SIGN_IN_SALT, "portal.sign_in_link_request")
+        user = emailed_links.check_sign_in_link(token)
+    except EmailedLinkRefused as error:
+        return _refused(error, emailed_links.SIGN_IN_SALT, "portal.sign_in_link_request")
     response = make_response(render_template("portal/link_confirm.html", form=form, user=user))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -141,7 +141,7 @@ def reset_request() -> str | tuple[str, int]:
     if not form.validate_on_submit():
         status = 422 if request.method == "POST" else 200
         return render_template("portal/reset_request.html", form=form), status
-    portal_links.request_password_reset(form.email.data, request.remote_addr)
+    emailed_links.request_password_reset(form.email.data, request.remote_addr)
     db.session.commit()
     return render_template(
         "portal/link_notice.html",
@@ -158,15 +158,15 @@ def reset_with_link(token: str) -> Response | str | tuple[str, int]:
     """Choose a password from a reset or invitation link, then sign in with it."""
     form = NewPasswordForm()
     try:
-        link = portal_links.check_password_link(token)
+        link = emailed_links.check_password_link(token)
         if form.validate_on_submit():
-            portal_links.reset_password(token, form.password.data, request.remote_addr)
+            emailed_links.reset_password(token, form.password.data, request.remote_addr)
             db.session.commit()
             session.clear()
             flash(_("Your password is set. Sign in with it."), "success")
             return redirect(url_for("portal.login"), code=303)
-    except LinkRefused as error:
-        return _refused(error, portal_links.SET_PASSWORD_SALT, "portal.reset_request")
+    except EmailedLinkRefused as error:
+        return _refused(error, emailed_links.SET_PASSWORD_SALT, "portal.reset_request")
     status = 422 if request.method == "POST" else 200
     response = make_response(
         render_template(

@@ -1,7 +1,7 @@
 """Portal forms: used to render fields and to validate what the customer sent.
 
 The new-ticket and reply forms carry files, so their bodies are read by
-``app.web.upload_forms.receive_form`` (CSRF checked there); the forms then validate the
+``app.files.uploads.receive_form`` (CSRF checked there); the forms then validate the
 parsed fields with ``meta={"csrf": False}``.
 """
 

@@ -1,18 +1,14 @@
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
-from app.account_settings import change_own_password, request_data_copy, update_profile
+from app.accounts.profile import change_own_password, request_data_copy, update_profile
 from app.extensions import db
-from app.i18n import LANGUAGES
+from app.i18n import LANGUAGES, zone_choices
 from app.web.portal import bp
-
-ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -29,7 +25,7 @@ def profile() -> Response | str:
         db.session.commit()
         flash(_("Your profile was saved."), "success")
         return redirect(url_for("portal.profile"), code=303)
-    return render_template("portal/profile.html", zones=ZONES, languages=LANGUAGES)
+    return render_template("portal/profile.html", zones=zone_choices(), languages=LANGUAGES)
 
 
 @bp.post("/profile/password")

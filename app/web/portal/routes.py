@@ -16,22 +16,23 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
+from app.accounts.signin import Audience
 from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import csrf, db
-from app.files import links as file_links
+from app.files import vault_links
 from app.files.serving import file_response
 from app.files.store import human_size
+from app.files.uploads import vault_upload
 from app.htmx import render, wants_fragment
 from app.models.files import DownloadOutcome
 from app.models.tickets import Category, Priority, Ticket
-from app.signin import Audience
 from app.tickets import portal
+from app.tickets.inbox import mark_read
 from app.web.auth.limits import sign_in_limits
 from app.web.auth.routes import sign_in_page
 from app.web.portal import bp
 from app.web.portal.forms import CloseForm, NewTicketForm, RatingForm
-from app.web.upload_forms import vault_upload
 
 TICKET = "portal/ticket.html"
 
@@ -89,7 +90,7 @@ def _category(value: str | None) -> Category | None:
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@csrf.exempt  # checked by receive_form before any file is stored (see upload_forms)
+@csrf.exempt  # checked by receive_form before any file is stored (see app.files.uploads)
 def new_ticket() -> Response:
     """Open a request; files stream into the vault, the ticket lands in the agents' inbox."""
     if request.method == "GET":
@@ -173,7 +174,7 @@ def ticket(number: str) -> Response:
     """The conversation, oldest first; opening it marks the desk's replies read."""
     t = portal.ticket_for(current_user, number)
     context = _ticket_context(t)
-    portal.mark_read(current_user, t)
+    mark_read(t, current_user)
     db.session.commit()
     response = make_response(render_template(TICKET, **context))
     response.headers["Cache-Control"] = "private, no-store"
@@ -189,7 +190,7 @@ def messages(number: str) -> Response:
         response = make_response("", 304)
     else:
         context = _ticket_context(t)
-        portal.mark_read(current_user, t)
+        mark_read(t, current_user)
         db.session.commit()
         response = render(TICKET, "messages", **context)
     response.set_etag(etag)
@@ -207,7 +208,7 @@ def _after_action(t: Ticket, message: str, **extra: Any) -> Response:
 
 
 @bp.post("/tickets/<number>/reply")
-@csrf.exempt  # checked by receive_form before any file is stored (see upload_forms)
+@csrf.exempt  # checked by receive_form before any file is stored (see app.files.uploads)
 def reply(number: str) -> Response:
     """Answer from the reply box; an old closed ticket gets a new, linked ticket instead."""
     t = portal.ticket_for(current_user, number)
@@ -217,7 +218,7 @@ def reply(number: str) -> Response:
         result = portal.reply(
             current_user, t, fields.get("body", ""), files, client_address=_client_address()
         )
-        portal.mark_read(current_user, result.ticket)
+        mark_read(result.ticket, current_user)
         db.session.commit()
     if result.new_ticket:
         flash(
@@ -268,11 +269,11 @@ def download(number: str, public_id: str) -> Response:
     """A file of a public message, through the customer's session; audited like links."""
     t = portal.ticket_for(current_user, number)
     file = portal.public_file(t, public_id)
-    client = file_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+    client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
     user_id = current_user.id
 
     def served(byte_range: str | None) -> None:
-        file_links.record(
+        vault_links.record(
             None, file, DownloadOutcome.SERVED, client, byte_range=byte_range, user_id=user_id
         )
         db.session.commit()

@@ -9,6 +9,7 @@ from app import audit
 from app.actor import Actor
 from app.errors import Conflict, InvalidInput
 from app.extensions import db
+from app.mail.addresses import normalise_address
 from app.models.people import Role, Team, User
 
 MIN_PASSWORD = 10
@@ -24,9 +25,7 @@ def create_user(
     timezone: str | None = None,
     actor: Actor | None = None,
 ) -> User:
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 254:
-        raise InvalidInput(f"{email!r} is not an email address.")
+    email = normalise_address(email)
     if not roles:
         raise InvalidInput("A user needs at least one role.")
     if password is not None and len(password) < MIN_PASSWORD:

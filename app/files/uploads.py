@@ -18,10 +18,10 @@ from wtforms import ValidationError
 
 from app.actor import Actor
 from app.extensions import db
+from app.files.multipart import FilePart, FormField, iter_parts
 from app.files.store import discard, store_upload
 from app.models.files import VaultFile
 from app.models.tickets import Ticket
-from app.uploads import FilePart, FormField, iter_parts
 
 T = TypeVar("T")
 

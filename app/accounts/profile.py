@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from flask_babel import gettext as _
 
 from app import audit
+from app.accounts.people import MIN_PASSWORD
 from app.actor import Actor
 from app.errors import Forbidden, InvalidInput
-from app.i18n import LANGUAGES
+from app.i18n import LANGUAGES, is_zone
 from app.models.people import Contact, User
 from app.models.tickets import Channel, Ticket
-from app.people import MIN_PASSWORD
 from app.tickets import create_ticket
 
 
@@ -24,10 +22,8 @@ def update_profile(
         raise InvalidInput(_("Please enter your name (up to 200 characters)."))
     if language not in LANGUAGES:
         raise InvalidInput(_("Please choose one of the offered languages."))
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(_("Please choose a time zone from the list.")) from None
+    if not is_zone(timezone):
+        raise InvalidInput(_("Please choose a time zone from the list."))
     user.name, user.language, user.timezone = name, language, timezone
     if user.contact is not None:
         user.contact.name = name

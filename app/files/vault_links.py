@@ -14,7 +14,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import Select, or_, select, update
@@ -25,38 +24,40 @@ from app.actor import Actor
 from app.audit import truncate_address
 from app.errors import DomainError, InvalidInput
 from app.extensions import db
-from app.models.files import DownloadEvent, DownloadOutcome, LinkState, VaultFile, VaultLink
+from app.mail.addresses import normalise_address
+from app.models.files import DownloadEvent, DownloadOutcome, VaultFile, VaultLink, VaultLinkState
 from app.models.people import Contact
 from app.models.tickets import Ticket
 from app.models.types import utcnow
+from app.urls import public_url
 from vault import BadLinkToken, LinkSigner, new_link_id
 
 GRANT_SECONDS = 6 * 3600  # long enough to resume a big download over a slow line
 MAX_DAYS = 365
 
 
-class LinkNotFound(DomainError):
+class VaultLinkNotFound(DomainError):
     """The token does not verify or names no link: say nothing about any file."""
 
     status = 404
 
 
-class LinkRefused(DomainError):
+class VaultLinkRefused(DomainError):
     """The link exists but cannot be used now; ``state`` says why (shown to the visitor)."""
 
     status = 410
 
-    def __init__(self, state: LinkState | str, message: str, status: int = 410) -> None:
+    def __init__(self, state: VaultLinkState | str, message: str, status: int = 410) -> None:
         super().__init__(message)
         self.state = state
         self.status = status
 
 
 REFUSALS = {
-    LinkState.REVOKED: "This link was revoked by the sender.",
-    LinkState.EXPIRED: "This link has expired.",
-    LinkState.EXHAUSTED: "This link has been used as often as it allows.",
-    LinkState.ERASED: "The file behind this link was erased.",
+    VaultLinkState.REVOKED: "This link was revoked by the sender.",
+    VaultLinkState.EXPIRED: "This link has expired.",
+    VaultLinkState.EXHAUSTED: "This link has been used as often as it allows.",
+    VaultLinkState.ERASED: "The file behind this link was erased.",
 }
 
 
@@ -77,16 +78,8 @@ def token_for(link: VaultLink) -> str:
 
 
 def link_url(link: VaultLink) -> str:
-    """The absolute URL to put in a mail or copy to a customer.
-
-    Built from ``BASE_URL`` with the URL map itself, so jobs without a request (the mail
-    sender) get the same public address as a page would.
-    """
-    base = urlsplit(current_app.config["BASE_URL"])
-    adapter = current_app.url_map.bind(
-        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "https"
-    )
-    return adapter.build("links.landing", {"token": token_for(link)}, force_external=True)
+    """The absolute URL to put in a mail or copy to a customer (also from jobs)."""
+    return public_url("links.landing", token=token_for(link))
 
 
 def issue_link(
@@ -107,9 +100,7 @@ def issue_link(
         raise InvalidInput(f"A link lives between 1 and {MAX_DAYS} days.")
     if max_downloads is not None and max_downloads < 1:
         raise InvalidInput("The download limit must be at least 1, or empty for no limit.")
-    recipient = (recipient_email or "").strip().lower() or None
-    if recipient is not None and "@" not in recipient:
-        raise InvalidInput(f"{recipient_email!r} is not an email address.")
+    recipient = normalise_address(recipient_email) if (recipient_email or "").strip() else None
     if contact is None and file.ticket is not None and recipient is not None:
         contact = (
             file.ticket.contact
@@ -146,14 +137,14 @@ def issue_link(
 
 
 def resolve(token: str) -> VaultLink:
-    """The link a token names, whatever its state; ``LinkNotFound`` when it names none."""
+    """The link a token names, whatever its state; ``VaultLinkNotFound`` when it names none."""
     try:
         link_id = _signer("link").verify(token)
     except BadLinkToken:
-        raise LinkNotFound("This link is not valid.") from None
+        raise VaultLinkNotFound("This link is not valid.") from None
     link = db.session.get(VaultLink, link_id)
     if link is None:
-        raise LinkNotFound("This link is not valid.")
+        raise VaultLinkNotFound("This link is not valid.")
     return link
 
 
@@ -184,17 +175,17 @@ def record(
 def check_usable(
     link: VaultLink, client: Client, now: datetime | None = None, *, granted: bool = False
 ) -> None:
-    """Raise ``LinkRefused`` (and audit it) unless the link can be used right now.
+    """Raise ``VaultLinkRefused`` (and audit it) unless the link can be used right now.
 
     ``granted``: the request carries a grant, i.e. its download was counted already, so
     reaching the limit does not stop it; revocation, expiry and erasure still do.
     """
     state = link.state(now or utcnow())
-    if granted and state is LinkState.EXHAUSTED:
+    if granted and state is VaultLinkState.EXHAUSTED:
         return
-    if state is not LinkState.ACTIVE:
+    if state is not VaultLinkState.ACTIVE:
         record(link, link.file, DownloadOutcome.REFUSED, client, reason=state.value)
-        raise LinkRefused(state, REFUSALS[state])
+        raise VaultLinkRefused(state, REFUSALS[state])
 
 
 def start_download(link: VaultLink, password: str | None, client: Client) -> str:
@@ -206,26 +197,18 @@ def start_download(link: VaultLink, password: str | None, client: Client) -> str
     check_usable(link, client)
     if link.password_hash and not check_password_hash(link.password_hash, password or ""):
         record(link, link.file, DownloadOutcome.REFUSED, client, reason="wrong_password")
-        raise LinkRefused("password", "The password is not right.", status=403)
+        raise VaultLinkRefused("password", "The password is not right.", status=403)
     now = utcnow()
     counted = db.session.execute(
         update(VaultLink)
-        .where(
-            VaultLink.id == link.id,
-            VaultLink.revoked_at.is_(None),
-            VaultLink.expires_at > now,
-            or_(
-                VaultLink.max_downloads.is_(None),
-                VaultLink.download_count < VaultLink.max_downloads,
-            ),
-        )
+        .where(VaultLink.id == link.id, VaultLink.state(now) == VaultLinkState.ACTIVE.value)
         .values(download_count=VaultLink.download_count + 1)
         .execution_options(synchronize_session=False)
     )
     if counted.rowcount != 1:
         db.session.expire(link)
         check_usable(link, client, now)  # tells which limit was hit, and audits it
-        raise LinkRefused(LinkState.EXHAUSTED, REFUSALS[LinkState.EXHAUSTED])
+        raise VaultLinkRefused(VaultLinkState.EXHAUSTED, REFUSALS[VaultLinkState.EXHAUSTED])
     record(link, link.file, DownloadOutcome.GRANTED, client)
     return _signer("grant").sign(f"{link.id}.{secrets.token_urlsafe(8)}")[1]
 
@@ -236,12 +219,12 @@ def check_grant(link: VaultLink, grant: str, client: Client) -> None:
         value = _signer("grant").verify(grant, max_age=GRANT_SECONDS)
     except BadLinkToken:
         record(link, link.file, DownloadOutcome.REFUSED, client, reason="bad_grant")
-        raise LinkRefused(
+        raise VaultLinkRefused(
             "grant", "This download has timed out. Open the link again.", status=403
         ) from None
     if value.rpartition(".")[0] != link.id:
         record(link, link.file, DownloadOutcome.REFUSED, client, reason="bad_grant")
-        raise LinkRefused("grant", "This download does not belong to this link.", status=403)
+        raise VaultLinkRefused("grant", "This download does not belong to this link.", status=403)
     check_usable(link, client, granted=True)
 
 

@@ -35,13 +35,14 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app import audit
+from app.accounts.people import MIN_PASSWORD, create_user
+from app.accounts.signin import find_user, record_login
 from app.actor import Actor
 from app.errors import Conflict, DomainError, InvalidInput
 from app.extensions import db
 from app.mail.sending import MailNotSent, send_mail
 from app.models.people import Contact, Role, User, new_session_token
-from app.people import MIN_PASSWORD, create_user
-from app.signin import find_user, record_login
+from app.urls import public_url
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +65,24 @@ INVITE_SUBJECT = _l("Your support portal account")
 MAX_AGE = {SetPasswordKind.RESET: RESET_MAX_AGE, SetPasswordKind.INVITE: INVITE_MAX_AGE}
 
 
-class LinkState(enum.StrEnum):
+class EmailedLinkState(enum.StrEnum):
     INVALID = "invalid"  # tampered, truncated, or signed for another purpose
     EXPIRED = "expired"
     USED = "used"  # used already, or spent by a newer link or a password change
 
 
-class LinkRefused(DomainError):
+class EmailedLinkRefused(DomainError):
     """An emailed link that cannot be used; ``state`` says why, ``status`` what to answer."""
 
-    def __init__(self, state: LinkState) -> None:
+    def __init__(self, state: EmailedLinkState) -> None:
         messages = {
-            LinkState.INVALID: _("This link is not valid. Check that you copied all of it."),
-            LinkState.EXPIRED: _("This link has expired."),
-            LinkState.USED: _("This link was used already or replaced by a newer one."),
+            EmailedLinkState.INVALID: _("This link is not valid. Check that you copied all of it."),
+            EmailedLinkState.EXPIRED: _("This link has expired."),
+            EmailedLinkState.USED: _("This link was used already or replaced by a newer one."),
         }
         super().__init__(messages[state])
         self.state = state
-        self.status = 404 if state is LinkState.INVALID else 410
+        self.status = 404 if state is EmailedLinkState.INVALID else 410
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,6 @@ class PasswordLink:
 
 def _serializer(salt: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
-
-
-def _public_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL under ``BASE_URL``; works without a request (CLI, jobs)."""
-    path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["BASE_URL"].rstrip("/") + path
 
 
 def _customer_for(email: str) -> tuple[User | None, str | None]:
@@ -141,7 +136,7 @@ def _send_quietly(user: User, template: str, subject: LazyString, **context: Any
     return "sent"
 
 
-def record_refusal(purpose: str, error: LinkRefused, client_address: str | None) -> None:
+def record_refusal(purpose: str, error: EmailedLinkRefused, client_address: str | None) -> None:
     """Audit a refused attempt to *use* a link (not a GET: mail scanners fetch those)."""
     audit.record(
         Actor.customer(client_address=client_address),
@@ -165,7 +160,7 @@ def request_sign_in_link(email: str, client_address: str | None) -> None:
     user, reason = _customer_for(email)
     outcome = reason
     if user is not None:
-        url = _public_url("portal.sign_in_with_link", token=sign_in_token(user))
+        url = public_url("portal.sign_in_with_link", token=sign_in_token(user))
         outcome = _send_quietly(
             user,
             "portal_sign_in",
@@ -186,11 +181,11 @@ def _load(salt: str, token: str, max_age: int) -> list[Any]:
     try:
         payload = _serializer(salt).loads(token, max_age=max_age)
     except SignatureExpired:
-        raise LinkRefused(LinkState.EXPIRED) from None
+        raise EmailedLinkRefused(EmailedLinkState.EXPIRED) from None
     except BadSignature:
-        raise LinkRefused(LinkState.INVALID) from None
+        raise EmailedLinkRefused(EmailedLinkState.INVALID) from None
     if not isinstance(payload, list) or len(payload) < 2 or not isinstance(payload[0], int):
-        raise LinkRefused(LinkState.INVALID)
+        raise EmailedLinkRefused(EmailedLinkState.INVALID)
     return payload
 
 
@@ -198,9 +193,9 @@ def _current_user_for(payload: list[Any]) -> User:
     """The customer a verified payload names, if its link_token is still the current one."""
     user = db.session.get(User, payload[0])
     if user is None or not user.has_role(Role.CUSTOMER) or user.is_staff:
-        raise LinkRefused(LinkState.INVALID)
+        raise EmailedLinkRefused(EmailedLinkState.INVALID)
     if not user.active or user.link_token != payload[1]:
-        raise LinkRefused(LinkState.USED)
+        raise EmailedLinkRefused(EmailedLinkState.USED)
     return user
 
 
@@ -229,7 +224,7 @@ def request_password_reset(email: str, client_address: str | None) -> None:
     user, reason = _customer_for(email)
     outcome = reason
     if user is not None:
-        url = _public_url(
+        url = public_url(
             "portal.reset_with_link", token=set_password_token(user, SetPasswordKind.RESET)
         )
         outcome = _send_quietly(
@@ -250,7 +245,7 @@ def check_password_link(token: str) -> PasswordLink:
     try:
         kind = SetPasswordKind(payload[2])
     except (IndexError, ValueError):
-        raise LinkRefused(LinkState.INVALID) from None
+        raise EmailedLinkRefused(EmailedLinkState.INVALID) from None
     if kind is not SetPasswordKind.INVITE:
         # The longest age let it through; now hold it to its own, shorter one.
         _load(SET_PASSWORD_SALT, token, MAX_AGE[kind])
@@ -321,7 +316,7 @@ def invite_contact(contact: Contact, actor: Actor) -> User:
         )
     if not user.active:
         raise Conflict(_("The portal account of %(email)s is deactivated.", email=user.email))
-    url = _public_url(
+    url = public_url(
         "portal.reset_with_link", token=set_password_token(user, SetPasswordKind.INVITE)
     )
     _mail(
