@@ -90,6 +90,21 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     run_worker(current_app._get_current_object(), tuple(queues) or QUEUES, burst=burst)  # type: ignore[attr-defined]
 
 
+@click.command("cron")
+@click.option("--once", is_flag=True, help="Enqueue every periodic job now and exit.")
+@with_appcontext
+def cron_command(once: bool) -> None:
+    """Run RQ's cron scheduler with Vaultdesk's periodic jobs (see app/jobs/schedule.py)."""
+    from app.extensions import redis_client
+    from app.jobs.schedule import cron_scheduler, enqueue_all_now
+
+    if once:
+        for job_id in enqueue_all_now():
+            click.echo(f"enqueued {job_id}")
+        return
+    cron_scheduler(redis_client.connection).start()
+
+
 @click.group("vault")
 def vault_group() -> None:
     """The encrypted file vault: keys and rotation."""
@@ -166,5 +181,5 @@ def vault_retire_command(key_id: str) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (demo_data_command, user_group, worker_command, vault_group):
+    for command in (demo_data_command, user_group, worker_command, cron_command, vault_group):
         app.cli.add_command(command)

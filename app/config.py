@@ -59,6 +59,12 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting("PROXY_COUNT", 0, "reverse proxies in front (trust X-Forwarded-* from that many)", int),
+    Setting(
+        "VAULT_ORPHAN_GRACE_HOURS",
+        24,
+        "a vault blob without a file row this long is shredded by the nightly sweep",
+        int,
+    ),
 )
 
 

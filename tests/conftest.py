@@ -106,6 +106,13 @@ def make_user(app: Flask) -> Callable[..., Person]:
     return factory
 
 
+def run_jobs(app: Flask) -> None:
+    """Work every queued job now, as ``vaultdesk worker --burst`` would (forked, real RQ)."""
+    from app.jobs.worker import run_worker
+
+    run_worker(app, burst=True)
+
+
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 CSRF_INPUT = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|'

@@ -174,10 +174,10 @@ def test_jobs_are_enqueued_only_after_commit_and_run_in_the_worker(app: Any) -> 
 
     with app.app_context():
         queue = Queue("default", connection=redis_client.connection)
-        enqueue_after_commit("default", create_team, "Rolled back")
+        enqueue_after_commit(create_team, args=("Rolled back",))
         db.session.rollback()
         assert queue.count == 0
-        enqueue_after_commit("default", create_team, "Night shift")
+        enqueue_after_commit(create_team, args=("Night shift",))
         assert queue.count == 0  # not before the commit
         db.session.commit()
         assert queue.count == 1

@@ -29,7 +29,7 @@ from app.extensions import db
 from app.mail.sending import MailNotSent, parse_smtp_url, send_mail
 from app.models import AuditLog, Role, User
 from app.models.people import Account, Contact
-from tests.conftest import Person, csrf_from, sign_in
+from tests.conftest import Person, csrf_from, run_jobs, sign_in
 
 LINK = re.compile(r"https?://\S+/portal/(?:sign-in|reset)/\S+")
 SENT = "If the address belongs to a portal account, we sent a sign-in link."
@@ -68,8 +68,11 @@ def link_path(text: str) -> str:
 
 
 def request_link(client: FlaskClient, email: str, url: str = "/portal/sign-in-link") -> Any:
+    """Ask for a link, then let the mail worker do its part."""
     token = csrf_from(client.get("/portal/login").get_data(as_text=True))
-    return client.post(url, data={"email": email, "csrf_token": token})
+    response = client.post(url, data={"email": email, "csrf_token": token})
+    run_jobs(client.application)
+    return response
 
 
 def without_tokens(html: str) -> str:
@@ -83,7 +86,10 @@ def audit_rows(app: Flask, action: str) -> list[AuditLog]:
 
 def post_form(client: FlaskClient, path: str, **data: str) -> Any:
     page = client.get(path)
-    return client.post(path, data={**data, "csrf_token": csrf_from(page.get_data(as_text=True))})
+    token = csrf_from(page.get_data(as_text=True))
+    response = client.post(path, data={**data, "csrf_token": token})
+    run_jobs(client.application)
+    return response
 
 
 # -- the sender -----------------------------------------------------------------------------
@@ -367,9 +373,11 @@ def test_invitation_flow(app: Flask, make_user: Any, smtp: Any) -> None:
         f"/agent/contacts/{contact_id}/invite", data={"csrf_token": token, "next": "/agent/tasks"}
     )
     assert invited.status_code == 303 and invited.headers["Location"] == "/agent/tasks"
-    assert "We sent a portal invitation to new.contact@example.org" in agent.get(
+    assert "The portal invitation to new.contact@example.org is on its way" in agent.get(
         "/agent/"
     ).get_data(as_text=True)
+    assert smtp.messages == []  # the page did not wait for the mail server
+    run_jobs(app)
     (mail,) = smtp.wait_for(1)
     assert mail.rcpt_tos == ("new.contact@example.org",)
     assert "7 days" in mail.message.get_content()
@@ -404,21 +412,46 @@ def test_invitation_flow(app: Flask, make_user: Any, smtp: Any) -> None:
     assert [r.details["contact_id"] for r in audit_rows(app, "portal.invite")] == [contact_id]
 
 
-def test_failed_invitation_mail_leaves_no_login(app: Flask, make_user: Any, smtp: Any) -> None:
+def test_a_refused_invitation_is_retried_then_reported_on_the_ticket(
+    app: Flask, make_user: Any, smtp: Any
+) -> None:
+    """A mail server that refuses: RQ retries; after the last try the agent reads why."""
+    from rq import Queue
+
+    from app.extensions import redis_client
+    from tests import factories
+
     contact_id = _contact(app)
+    with app.app_context():
+        ticket = factories.ticket(contact=db.session.get(Contact, contact_id))
+        db.session.commit()
+        number = ticket.number
     agent = app.test_client()
     sign_in(agent, make_user(Role.AGENT))
-    token = csrf_from(agent.get("/agent/").get_data(as_text=True))
-    smtp.fail_next(code=554, message="mailbox unavailable")
-    page = agent.post(
-        f"/agent/contacts/{contact_id}/invite", data={"csrf_token": token}, follow_redirects=True
+    token = csrf_from(agent.get(f"/agent/tickets/{number}").get_data(as_text=True))
+    agent.post(
+        f"/agent/contacts/{contact_id}/invite", data={"csrf_token": token, "ticket": number}
     )
-    assert "did not accept the message" in page.get_data(as_text=True)
+    smtp.fail_next(5, code=451, message="try again later")
+    run_jobs(app)
     with app.app_context():
-        assert db.session.get(Contact, contact_id).user_id is None
-        assert (
-            db.session.scalar(select(User).where(User.email == "new.contact@example.org")) is None
-        )
+        queue = Queue("mail", connection=redis_client.connection)
+        scheduled = queue.scheduled_job_registry.get_job_ids()
+        assert len(scheduled) == 1  # refused once, waiting for its retry
+        (job,) = [queue.fetch_job(i) for i in scheduled]
+        assert job.retries_left == 3
+        for _ in range(4):  # let every retry run now instead of waiting minutes
+            for job_id in queue.scheduled_job_registry.get_job_ids():
+                queue.scheduled_job_registry.remove(job_id)
+                queue.enqueue_job(queue.fetch_job(job_id))
+            run_jobs(app)
+        assert queue.scheduled_job_registry.get_job_ids() == []
+    assert smtp.messages == []
+    page = agent.get(f"/agent/tickets/{number}").get_data(as_text=True)
+    assert "The portal invitation to new.contact@example.org could not be sent" in page
+    assert [r.object_id for r in audit_rows(app, "portal.invite_failed")]
+    with app.app_context():  # the login stays: inviting again is one click
+        assert db.session.get(Contact, contact_id).user_id is not None
 
 
 def test_invitation_is_for_agents_only(app: Flask, client: FlaskClient, customer: Person) -> None:
@@ -542,3 +575,41 @@ def test_an_empty_address_is_asked_again(client: FlaskClient, smtp: Any) -> None
     assert response.status_code == 422
     assert "Email me a sign-in link" in response.get_data(as_text=True)
     assert smtp.messages == []
+
+
+@pytest.mark.parametrize("url", ["/portal/sign-in-link", "/portal/reset"])
+def test_a_link_request_does_the_same_work_whether_or_not_the_account_exists(
+    url: str, app: Flask, customer: Person
+) -> None:
+    """The request only queues a job: same SQL, same queue, so timing cannot tell."""
+    from rq import Queue
+    from sqlalchemy import event
+
+    from app.extensions import redis_client
+
+    def work_for(email: str) -> tuple[list[str], int]:
+        client = app.test_client()
+        token = csrf_from(client.get("/portal/login").get_data(as_text=True))
+        statements: list[str] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+            queue = Queue("mail", connection=redis_client.connection)
+            queue.empty()
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            response = client.post(url, data={"email": email, "csrf_token": token})
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert response.status_code == 200
+        assert not outbox(app).exists() or not any(outbox(app).iterdir())  # nothing sent yet
+        with app.app_context():
+            return statements, queue.count
+
+    known = work_for(customer.email)
+    unknown = work_for("nobody-here@example.org")
+    assert known == unknown
+    assert known[1] == 1  # one job each; the job decides, out of the request

@@ -11,12 +11,14 @@ Reset and invitation share the salt "portal-set-password" (both end on the same 
 the payload names which of the two it is, so a 60-minute reset link cannot pose as a 7-day
 invitation.
 
-Requests for addresses without a usable portal account do nothing but write an audit row:
-the caller answers the same way either way, so the form cannot be used to probe for accounts.
-The mail is sent in the request for now (a mail server that answers slowly makes known
-addresses measurably slower); moving it onto the mail queue is the next step.
+A request for a link does no work in the request that depends on the address: it only
+queues a job (``app.jobs.mail``) after the commit. The job looks the address up, writes the
+audit row and sends the mail, or, for an address without a usable portal account, writes
+only the audit row. So neither the answer nor its timing tells whether an account exists,
+and a slow or failing mail server never slows the page; a failed send is retried by RQ,
+and the last failure is audited.
 
-Every function here writes audit rows into the session; the caller commits.
+Every function here writes audit rows into the session; the caller (view or job) commits.
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ from app.accounts.signin import find_user, record_login
 from app.actor import Actor
 from app.errors import Conflict, DomainError, InvalidInput
 from app.extensions import db
+from app.jobs import is_last_try
 from app.mail.sending import MailNotSent, send_mail
 from app.models.people import Contact, Role, User, new_session_token
+from app.models.tickets import EntryKind, Ticket
+from app.tickets.stream import add_entry
 from app.urls import public_url
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,22 @@ class EmailedLinkRefused(DomainError):
         self.status = 404 if state is EmailedLinkState.INVALID else 410
 
 
+class MailRequest(enum.StrEnum):
+    """Links a visitor can ask for by address."""
+
+    SIGN_IN = "sign-in"
+    RESET = "reset"
+
+
+def _queue_request(kind: MailRequest, email: str, client_address: str | None) -> None:
+    from app.jobs import enqueue_after_commit
+    from app.jobs.mail import send_requested_link
+
+    enqueue_after_commit(
+        send_requested_link, args=(kind.value, email.strip().lower()[:254], client_address)
+    )
+
+
 @dataclass(frozen=True)
 class PasswordLink:
     """A verified set-password link: whose, and whether it came from a reset or an invite."""
@@ -126,11 +147,13 @@ def _mail(user: User, template: str, subject: LazyString, **context: Any) -> Non
         send_mail(user.email, str(subject), text)
 
 
-def _send_quietly(user: User, template: str, subject: LazyString, **context: Any) -> str:
-    """Send, but never let a mail failure tell the requester that the account exists."""
+def _send_or_report(user: User, template: str, subject: LazyString, **context: Any) -> str:
+    """Send; a failure is raised for RQ to retry, and on the last try only reported."""
     try:
         _mail(user, template, subject, **context)
     except MailNotSent as exc:
+        if not is_last_try():
+            raise
         log.warning("portal mail to user %s not sent: %s", user.id, exc.message)
         return "mail failed"
     return "sent"
@@ -156,17 +179,18 @@ def sign_in_token(user: User) -> str:
 
 
 def request_sign_in_link(email: str, client_address: str | None) -> None:
-    """Mail a 15-minute sign-in link to a customer; do nothing visible for anyone else."""
+    """Queue a 15-minute sign-in link for ``email`` (see the module docstring)."""
+    _queue_request(MailRequest.SIGN_IN, email, client_address)
+
+
+def deliver_sign_in_link(email: str, client_address: str | None) -> str:
+    """The job's half: mail a customer their link; anyone else gets only an audit row."""
     user, reason = _customer_for(email)
     outcome = reason
     if user is not None:
         url = public_url("portal.sign_in_with_link", token=sign_in_token(user))
-        outcome = _send_quietly(
-            user,
-            "portal_sign_in",
-            SIGN_IN_SUBJECT,
-            url=url,
-            minutes=SIGN_IN_MAX_AGE // 60,
+        outcome = _send_or_report(
+            user, "portal_sign_in", SIGN_IN_SUBJECT, url=url, minutes=SIGN_IN_MAX_AGE // 60
         )
     audit.record(
         _requester(user, email, client_address),
@@ -175,6 +199,7 @@ def request_sign_in_link(email: str, client_address: str | None) -> None:
         user.id if user else None,
         outcome=outcome,
     )
+    return outcome or "sent"
 
 
 def _load(salt: str, token: str, max_age: int) -> list[Any]:
@@ -220,14 +245,19 @@ def set_password_token(user: User, kind: SetPasswordKind) -> str:
 
 
 def request_password_reset(email: str, client_address: str | None) -> None:
-    """Mail a 60-minute reset link to a customer; do nothing visible for anyone else."""
+    """Queue a 60-minute reset link for ``email`` (see the module docstring)."""
+    _queue_request(MailRequest.RESET, email, client_address)
+
+
+def deliver_password_reset(email: str, client_address: str | None) -> str:
+    """The job's half: mail a customer a reset link; anyone else gets only an audit row."""
     user, reason = _customer_for(email)
     outcome = reason
     if user is not None:
         url = public_url(
             "portal.reset_with_link", token=set_password_token(user, SetPasswordKind.RESET)
         )
-        outcome = _send_quietly(
+        outcome = _send_or_report(
             user, "portal_reset", RESET_SUBJECT, url=url, minutes=RESET_MAX_AGE // 60
         )
     audit.record(
@@ -237,6 +267,7 @@ def request_password_reset(email: str, client_address: str | None) -> None:
         user.id if user else None,
         outcome=outcome,
     )
+    return outcome or "sent"
 
 
 def check_password_link(token: str) -> PasswordLink:
@@ -296,12 +327,12 @@ def _portal_user_for(contact: Contact, actor: Actor) -> User:
     return user
 
 
-def invite_contact(contact: Contact, actor: Actor) -> User:
-    """Give a contact a portal login and mail a 7-day link to choose a password.
+def invite_contact(contact: Contact, actor: Actor, ticket: Ticket | None = None) -> User:
+    """Give a contact a portal login and queue a 7-day link to choose a password.
 
     Contacts who have a password already are refused: they sign in, or use "Forgot your
-    password?". A mail failure is raised (``MailNotSent``) so the agent learns of it and the
-    caller rolls the new login back.
+    password?". The mail goes out from the queue; if it finally fails, the agent reads why
+    on ``ticket`` (when the invitation was sent from one) and the audit log says so.
     """
     user = _portal_user_for(contact, actor)
     if user.is_staff or not user.has_role(Role.CUSTOMER):
@@ -316,16 +347,49 @@ def invite_contact(contact: Contact, actor: Actor) -> User:
         )
     if not user.active:
         raise Conflict(_("The portal account of %(email)s is deactivated.", email=user.email))
+    audit.record(actor, "portal.invite", "user", user.id, contact_id=contact.id)
+    from app.jobs import enqueue_after_commit
+    from app.jobs.mail import send_invitation
+
+    enqueue_after_commit(
+        send_invitation, args=(user.id, actor.name, ticket.id if ticket is not None else None)
+    )
+    return user
+
+
+def deliver_invitation(user_id: int, inviter: str | None, ticket_id: int | None) -> str:
+    """The job's half of an invitation: the mail, with the link made at sending time.
+
+    An invitation overtaken by events (the customer chose a password meanwhile, or the
+    login was deactivated) is not sent.
+    """
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.password_hash:
+        return "not needed any more"
     url = public_url(
         "portal.reset_with_link", token=set_password_token(user, SetPasswordKind.INVITE)
     )
-    _mail(
+    outcome = _send_or_report(
         user,
         "portal_invite",
         INVITE_SUBJECT,
         url=url,
         days=INVITE_MAX_AGE // 86400,
-        inviter=actor.name,
+        inviter=inviter,
     )
-    audit.record(actor, "portal.invite", "user", user.id, contact_id=contact.id)
-    return user
+    if outcome != "sent":
+        audit.record(Actor.system(), "portal.invite_failed", "user", user.id)
+        ticket = db.session.get(Ticket, ticket_id) if ticket_id is not None else None
+        if ticket is not None:
+            add_entry(
+                ticket,
+                EntryKind.SYSTEM,
+                Actor.system(),
+                body_text=(
+                    f"The portal invitation to {user.email} could not be sent; the mail "
+                    "server refused it. Check the address and invite again."
+                ),
+                internal=True,
+                data={"invitation_failed": user.email},
+            )
+    return outcome

@@ -1,17 +1,30 @@
-"""RQ queues and enqueueing that waits for the transaction.
+"""Background work on RQ: queues named by purpose, jobs declared with their options.
 
-A job enqueued before its data is committed can run before the commit and find nothing;
-one enqueued inside a transaction that then rolls back acts on data that never existed.
-``enqueue_after_commit`` parks the job on the session and hands it to Redis only when the
-session commits (dropped on rollback).
+A job is a plain function in a module of this package (one module per queue: ``mail``,
+``vault``, ``sweeps``, …) that takes ids and plain values, calls the domain and commits.
+It is declared with ``@job(queue, retry=…, timeout=…)``, so how a job is retried lives
+beside the job and every caller gets the same behaviour.
+
+Enqueueing waits for the transaction: a job enqueued before its data is committed can run
+before the commit and find nothing; one enqueued inside a transaction that then rolls back
+acts on data that never existed. ``enqueue_after_commit`` parks the job on the session and
+hands it to Redis only when the session commits (dropped on rollback). The job's own
+arguments and RQ's options are kept apart (``args``/``kwargs`` versus keyword options),
+so a job may have a parameter called ``timeout`` or ``job_id`` without confusing RQ.
+
+Periodic work (sweeps) is declared in ``app.jobs.schedule`` and enqueued by RQ's own cron
+scheduler, started by ``vaultdesk cron`` (``scripts/run`` starts one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
 
-from rq import Queue
+from rq import Queue, Retry
+from rq.job import Job
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -20,6 +33,61 @@ from app.extensions import db, redis_client
 QUEUES = ("mail", "vault", "sweeps", "ai", "default")
 _PENDING = "vaultdesk_pending_jobs"
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """How a job runs: its queue, retries, time limit and how long RQ keeps its traces."""
+
+    queue: str
+    retry: Retry | None = None
+    timeout: int | None = None  # seconds; RQ's default (180) when None
+    failure_ttl: int = 7 * 24 * 3600  # failed jobs stay visible a week
+    result_ttl: int = 3600
+
+
+@dataclass(frozen=True)
+class EnqueueOptions:
+    """Per-call options: a fixed job id (idempotent enqueueing) or a delay."""
+
+    job_id: str | None = None
+    delay: timedelta | None = None
+
+
+@dataclass
+class _Parked:
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    options: EnqueueOptions = field(default_factory=EnqueueOptions)
+
+
+def job(
+    queue_name: str,
+    *,
+    retry: Retry | None = None,
+    timeout: int | None = None,
+    failure_ttl: int = 7 * 24 * 3600,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Declare a job function: the queue it runs on and how it is retried."""
+    if queue_name not in QUEUES:
+        raise ValueError(f"unknown queue {queue_name!r}; known: {', '.join(QUEUES)}")
+
+    def declare(func: Callable[P, R]) -> Callable[P, R]:
+        func.job_spec = JobSpec(queue_name, retry, timeout, failure_ttl)  # type: ignore[attr-defined]
+        return func
+
+    return declare
+
+
+def spec_of(func: Callable[..., Any]) -> JobSpec:
+    spec = getattr(func, "job_spec", None)
+    if not isinstance(spec, JobSpec):
+        raise TypeError(f"{func.__qualname__} is not declared with @job(queue, ...)")
+    return spec
+
 
 def queue(name: str) -> Queue:
     if name not in QUEUES:
@@ -27,23 +95,50 @@ def queue(name: str) -> Queue:
     return Queue(name, connection=redis_client.connection)
 
 
+def enqueue(
+    func: Callable[..., Any],
+    args: tuple[Any, ...] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    options: EnqueueOptions | None = None,
+) -> Job:
+    """Hand a declared job to Redis now (for callers outside a transaction)."""
+    spec = spec_of(func)
+    options = options or EnqueueOptions()
+    rq_options: dict[str, Any] = {
+        "retry": spec.retry,
+        "job_timeout": spec.timeout,
+        "failure_ttl": spec.failure_ttl,
+        "result_ttl": spec.result_ttl,
+        "job_id": options.job_id,
+    }
+    target = queue(spec.queue)
+    if options.delay is not None:
+        return target.enqueue_in(
+            options.delay, func, args=args, kwargs=dict(kwargs or {}), **rq_options
+        )
+    return target.enqueue(func, args=args, kwargs=dict(kwargs or {}), **rq_options)
+
+
 def enqueue_after_commit(
-    queue_name: str, func: Callable[..., Any], *args: Any, **kwargs: Any
+    func: Callable[..., Any],
+    args: tuple[Any, ...] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    options: EnqueueOptions | None = None,
 ) -> None:
-    """Enqueue ``func(*args, **kwargs)`` on ``queue_name`` once the current session commits."""
-    queue(queue_name)  # fail now, in the request, on a typo
+    """Enqueue ``func(*args, **kwargs)`` once the current session commits."""
+    spec_of(func)  # fail now, in the request, on an undeclared function
     session = db.session()
     if not session.in_transaction():
         # A rollback with no transaction open fires no event, which would keep the job.
         session.begin()
-    session.info.setdefault(_PENDING, []).append((queue_name, func, args, kwargs))
+    parked = _Parked(func, tuple(args), dict(kwargs or {}), options or EnqueueOptions())
+    session.info.setdefault(_PENDING, []).append(parked)
 
 
 @event.listens_for(Session, "after_commit")
 def _flush_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
-    for queue_name, func, args, kwargs in pending:
-        queue(queue_name).enqueue(func, *args, **kwargs)
+    for parked in session.info.pop(_PENDING, []):
+        enqueue(parked.func, parked.args, parked.kwargs, parked.options)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -52,3 +147,11 @@ def _drop_pending(session: Session, previous_transaction: Any) -> None:
     if session.in_transaction():
         return
     session.info.pop(_PENDING, None)
+
+
+def is_last_try() -> bool:
+    """Inside a job: whether a failure now is final (no retry left), e.g. to tell someone."""
+    from rq import get_current_job
+
+    current = get_current_job()
+    return current is None or not current.retries_left

@@ -11,10 +11,9 @@ Like the rest of the domain these functions change the session and never commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
@@ -29,7 +28,6 @@ from app.models.tickets import (
     Category,
     Channel,
     EntryKind,
-    LinkKind,
     Priority,
     Status,
     StreamEntry,
@@ -40,8 +38,9 @@ from app.models.tickets import (
 )
 from app.models.types import utcnow
 from app.pagination import clamp_page, page_count
-from app.tickets.changes import add_customer_message, change_status, link_tickets
+from app.tickets.changes import change_status
 from app.tickets.creation import create_ticket
+from app.tickets.customer_writes import CustomerWrite, attach, customer_writes
 
 State = Literal["open", "closed", "all"]
 STATES: tuple[State, ...] = ("open", "closed", "all")
@@ -254,40 +253,8 @@ def open_ticket(
         contact=contact,
         priority=priority or Priority.NORMAL,
     )
-    _attach(files, ticket, ticket.entries[0])
+    attach(files, ticket, ticket.entries[0])
     return ticket
-
-
-def _attach(files: list[VaultFile], ticket: Ticket, entry: StreamEntry) -> None:
-    for file in files:
-        file.ticket = ticket
-        file.entry = entry
-
-
-@dataclass(frozen=True)
-class ReplyResult:
-    ticket: Ticket  # where the reply landed: the same ticket or a new, linked one
-    entry: StreamEntry
-    new_ticket: bool
-
-
-def closed_since(ticket: Ticket) -> datetime | None:
-    """When the ticket stopped being worked on, or None while it is active."""
-    status = Status(ticket.status)
-    if status is Status.CLOSED:
-        return ticket.closed_at or ticket.resolved_at or ticket.updated_at
-    if status is Status.RESOLVED:
-        return ticket.resolved_at or ticket.updated_at
-    return None
-
-
-def reply_reopens(ticket: Ticket, now: datetime | None = None) -> bool:
-    """False when a reply would open a new ticket: closed longer than ``REOPEN_DAYS``."""
-    since = closed_since(ticket)
-    if since is None:
-        return True
-    window = timedelta(days=int(current_app.config["REOPEN_DAYS"]))
-    return (now or utcnow()) - since <= window
 
 
 def reply(
@@ -297,37 +264,16 @@ def reply(
     files: list[VaultFile],
     *,
     client_address: str | None = None,
-) -> ReplyResult:
-    """The customer answers; an old closed ticket is not reopened but followed up.
-
-    Within ``REOPEN_DAYS`` a reply reopens a Resolved or Closed ticket (through
-    ``add_customer_message``). Later, the old conversation is history: the reply becomes
-    the first message of a new ticket linked to the old one, so reports and SLAs of the
-    old ticket stay as they were.
-    """
-    if not text.strip():
-        raise InvalidInput(_("Please write a message."))
-    actor = Actor.customer(user, client_address=client_address)
-    if reply_reopens(ticket):
-        entry = add_customer_message(ticket, actor, text)
-        _attach(files, ticket, entry)
-        return ReplyResult(ticket, entry, new_ticket=False)
-    contact = contact_of(user)
-    follow_up = create_ticket(
+) -> CustomerWrite:
+    """The customer answers from the portal (the rules: ``customer_writes``)."""
+    return customer_writes(
+        ticket,
+        Actor.customer(user, client_address=client_address),
         Channel.PORTAL,
-        actor,
-        subject=ticket.subject,
         body_text=text,
-        category=ticket.category,
-        contact=contact,
-        account=ticket.account,
-        priority=Priority(ticket.priority),
+        files=files,
+        contact=contact_of(user),
     )
-    db.session.flush()
-    link_tickets(follow_up, ticket, actor, LinkKind.RELATED)
-    entry = follow_up.entries[0]
-    _attach(files, follow_up, entry)
-    return ReplyResult(follow_up, entry, new_ticket=True)
 
 
 def can_close(ticket: Ticket) -> bool:

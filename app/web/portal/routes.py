@@ -28,6 +28,7 @@ from app.htmx import render, wants_fragment
 from app.models.files import DownloadOutcome
 from app.models.tickets import Category, Priority, Ticket
 from app.tickets import portal
+from app.tickets.customer_writes import reply_reopens
 from app.tickets.inbox import mark_read
 from app.web.auth.limits import sign_in_limits
 from app.web.auth.routes import sign_in_page
@@ -158,7 +159,7 @@ def _ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "close_form": CloseForm(),
         "can_close": portal.can_close(ticket),
         "can_rate": portal.can_rate(ticket),
-        "reopens": portal.reply_reopens(ticket),
+        "reopens": reply_reopens(ticket),
         "max_size": _max_upload_label(),
         "notice": None,
         **extra,

@@ -1,0 +1,33 @@
+"""Jobs on the ``mail`` queue: everything the desk mails goes out from here, never from a
+request, so pages never wait on a mail server and a refused send is retried."""
+
+from __future__ import annotations
+
+from rq import Retry
+
+from app.accounts import emailed_links
+from app.extensions import db
+from app.jobs import job
+
+# A sign-in link is worth sending for minutes, an invitation for days: the schedule covers
+# a mail server that restarts or greylists, not one that is down for the day.
+LINK_RETRY = Retry(max=4, interval=[10, 30, 120, 300])
+
+
+@job("mail", retry=LINK_RETRY, timeout=60)
+def send_requested_link(kind: str, email: str, client_address: str | None) -> str:
+    """A sign-in or reset link a visitor asked for (or only the audit row, see the domain)."""
+    if emailed_links.MailRequest(kind) is emailed_links.MailRequest.SIGN_IN:
+        outcome = emailed_links.deliver_sign_in_link(email, client_address)
+    else:
+        outcome = emailed_links.deliver_password_reset(email, client_address)
+    db.session.commit()
+    return outcome
+
+
+@job("mail", retry=LINK_RETRY, timeout=60)
+def send_invitation(user_id: int, inviter: str | None, ticket_id: int | None) -> str:
+    """A portal invitation an agent sent; a final failure is noted on the ticket."""
+    outcome = emailed_links.deliver_invitation(user_id, inviter, ticket_id)
+    db.session.commit()
+    return outcome

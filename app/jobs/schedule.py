@@ -1,0 +1,55 @@
+"""Periodic work: what runs when, in one list, enqueued by RQ's own cron scheduler.
+
+``vaultdesk cron`` starts an ``rq.cron.CronScheduler`` with these entries (``scripts/run``
+starts one next to the worker). The scheduler only enqueues; workers run the jobs. Every
+periodic job is idempotent and takes a Redis lock where running twice at once would do
+harm, so starting a second scheduler (or a second machine) is safe: at worst a sweep runs
+twice and finds nothing the second time. Cron expressions are read in the scheduler
+machine's local time, as RQ does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from rq.cron import CronScheduler
+
+from app.jobs import enqueue, spec_of
+from app.jobs.vault import sweep_orphan_blobs
+
+
+@dataclass(frozen=True)
+class Periodic:
+    func: Callable[..., Any]
+    cron: str | None = None  # e.g. "17 3 * * *"
+    interval: int | None = None  # seconds, for work that runs every few minutes
+
+
+PERIODIC: tuple[Periodic, ...] = (
+    # Nightly, off the hour so several installations on one storage do not collide.
+    Periodic(sweep_orphan_blobs, cron="17 3 * * *"),
+)
+
+
+def cron_scheduler(connection: Redis) -> CronScheduler:
+    """A scheduler with every periodic job registered on its job's own queue."""
+    scheduler = CronScheduler(connection=connection)
+    for entry in PERIODIC:
+        spec = spec_of(entry.func)
+        scheduler.register(
+            entry.func,
+            queue_name=spec.queue,
+            cron=entry.cron,
+            interval=entry.interval,
+            job_timeout=spec.timeout,
+            failure_ttl=spec.failure_ttl,
+        )
+    return scheduler
+
+
+def enqueue_all_now() -> list[str]:
+    """Enqueue every periodic job once, now (``vaultdesk cron --once``): ids of the jobs."""
+    return [enqueue(entry.func).id for entry in PERIODIC]
