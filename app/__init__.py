@@ -22,7 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         __name__,
         instance_path=str(folder),
         instance_relative_config=True,
-        template_folder=str(settings.PROJECT_ROOT / "templates"),
+        template_folder=str(settings.TEMPLATES),
     )
     app.config.update(settings.defaults())
     app.config.from_pyfile("config.py", silent=True)
@@ -41,7 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(
         app,
         db,
-        directory=str(settings.PROJECT_ROOT / "migrations"),
+        directory=str(settings.MIGRATIONS),
         render_as_batch=True,  # SQLite can only ALTER by copying tables
         compare_type=True,
     )

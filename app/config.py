@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parent
+# Templates and migrations travel inside the package (app/templates and app/migrations are
+# symlinks in the repository, real folders in an installed wheel).
+TEMPLATES = PACKAGE_ROOT / "templates"
+MIGRATIONS = PACKAGE_ROOT / "migrations"
+
+
+def running_from_checkout() -> bool:
+    return (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "app").is_dir()
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,12 @@ def defaults() -> dict[str, Any]:
 def instance_path(overrides: dict[str, Any]) -> Path:
     """Where runtime data lives; decided before the app exists because Flask needs it."""
     raw = overrides.get("INSTANCE_PATH") or os.environ.get("VAULTDESK_INSTANCE_PATH")
-    return Path(raw).resolve() if raw else PROJECT_ROOT / "instance"
+    if raw:
+        return Path(raw).resolve()
+    if running_from_checkout():
+        return PROJECT_ROOT / "instance"
+    # Installed as a package: Flask's convention for instance folders of installed apps.
+    return Path(sys.prefix) / "var" / "vaultdesk-instance"
 
 
 def load_or_create_secret(folder: Path) -> str:

@@ -15,7 +15,6 @@ When a service's program is not installed, its fixture skips the tests that need
 (``CI=true``) where it fails: a CI machine without the package would otherwise go green while
 testing nothing.
 
-Facts about this machine's services: /work/shared/TESTING.md.
 
 PYTEST_DONT_REWRITE: test modules may import this module before pytest registers it as a plugin;
 this marker stops pytest from warning (an error under ``filterwarnings = error``) about that.

@@ -429,9 +429,7 @@ def test_a_refused_invitation_is_retried_then_reported_on_the_ticket(
     agent = app.test_client()
     sign_in(agent, make_user(Role.AGENT))
     token = csrf_from(agent.get(f"/agent/tickets/{number}").get_data(as_text=True))
-    agent.post(
-        f"/agent/contacts/{contact_id}/invite", data={"csrf_token": token, "ticket": number}
-    )
+    agent.post(f"/agent/contacts/{contact_id}/invite", data={"csrf_token": token, "ticket": number})
     smtp.fail_next(5, code=451, message="try again later")
     run_jobs(app)
     with app.app_context():

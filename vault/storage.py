@@ -427,8 +427,13 @@ class S3Storage(BlobStorage):
         part_size: int = _DEFAULT_PART_SIZE,
     ) -> None:
         if client is None:
-            import boto3  # type: ignore[import-untyped,unused-ignore]  # deferred: the local back end must not need boto3 at import time
-
+            try:  # deferred: the local back end must not need boto3 at all
+                import boto3  # type: ignore[import-untyped,unused-ignore]
+            except ImportError:
+                raise ConfigurationError(
+                    "S3 storage needs boto3: install the package with its s3 extra "
+                    "(pip install 'vaultdesk[s3]')"
+                ) from None
             client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name)
         if part_size < 5 * 1024 * 1024:
             raise ConfigurationError("S3 multipart parts must be at least 5 MiB")
