@@ -26,7 +26,7 @@ from app.models import (
 )
 from app.tickets import add_customer_message
 from tests import factories
-from tests.conftest import csrf_from, sign_in
+from tests.conftest import csrf_from, run_jobs, sign_in
 
 
 @pytest.fixture
@@ -459,6 +459,7 @@ def test_agent_invites_the_ticket_contact_to_the_portal(app: Any, client: Any, w
         response.status_code == 303
         and response.headers["Location"] == f"/agent/tickets/{world['number']}"
     )
+    run_jobs(app)  # the invitation goes out from the mail queue
     mails = list((Path(app.instance_path) / "outbox").glob("*.eml"))
     assert len(mails) == 1 and world["contact"] in mails[0].read_text()
     with app.app_context():
