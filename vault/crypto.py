@@ -247,6 +247,67 @@ def _new_header(keyring: KeyRing, context: bytes) -> tuple[bytes, str, bytes]:
     return header.to_bytes(), key_id, data_key
 
 
+class _ReservingSink(Writable, Protocol):
+    """A sink that can lend the next bytes of its own buffer, to seal into in place.
+
+    ``reserve(size)`` returns a writable view of exactly ``size`` bytes that
+    counts as written; it must be filled before the next call on the sink.
+    ``None`` means those bytes would straddle two of its buffers: ``write``
+    them instead. The local storage writer offers this, so ciphertext goes
+    from AES-GCM straight into the buffer the disk is written from, with no
+    copy in between.
+    """
+
+    def reserve(self, size: int, /) -> memoryview | None: ...
+
+
+class _Batcher:
+    """Gives any :class:`Writable` the reserving interface, over one buffer of its own.
+
+    Sealed chunks are collected and passed on a few at a time, so a plain file
+    or an S3 writer still gets one ``write`` per block rather than per chunk.
+    """
+
+    def __init__(self, dst: Writable, size: int = _BLOCK_CHUNKS * SEALED_CHUNK_SIZE) -> None:
+        self._dst = dst
+        self._buffer = memoryview(bytearray(size))
+        self._filled = 0
+
+    def reserve(self, size: int, /) -> memoryview:
+        if self._filled + size > len(self._buffer):
+            self.flush()
+        start = self._filled
+        self._filled += size
+        return self._buffer[start : self._filled]
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int | None:
+        self.flush()
+        return self._dst.write(data)
+
+    def flush(self) -> None:
+        if self._filled:
+            self._dst.write(self._buffer[: self._filled])
+            self._filled = 0
+
+
+def _sealer(aead: AESGCM) -> Callable[[bytes, memoryview, None, memoryview], int]:
+    """``encrypt_into(nonce, data, aad, buffer)`` where ``cryptography`` has it (>= 46).
+
+    Older releases only return new ``bytes``; copying those into the buffer
+    gives the same output, one allocation and one copy more per chunk.
+    """
+    encrypt_into: Callable[[bytes, memoryview, None, memoryview], int] | None
+    encrypt_into = getattr(aead, "encrypt_into", None)
+    if encrypt_into is not None:
+        return encrypt_into
+
+    def encrypt_and_copy(nonce: bytes, data: memoryview, aad: None, buffer: memoryview) -> int:
+        buffer[:] = aead.encrypt(nonce, data, aad)
+        return len(buffer)
+
+    return encrypt_and_copy
+
+
 class _BlockHasher:
     """Feeds a digest block by block, in order, on one helper thread.
 
@@ -342,10 +403,11 @@ def encrypt_stream(
     """
     header, key_id, data_key = _new_header(keyring, context)
     aead = _derive_subkey(data_key, Header.parse(header).salt)
-    seal_into = getattr(aead, "encrypt_into", None)  # cryptography >= 46; else one copy more
+    seal_into = _sealer(aead)
     block_size = _BLOCK_CHUNKS * CHUNK_SIZE
     ring = [memoryview(bytearray(block_size)) for _ in range(2 if digest is None else 3)]
-    out = memoryview(bytearray(_BLOCK_CHUNKS * SEALED_CHUNK_SIZE))
+    sink: _ReservingSink = dst if hasattr(dst, "reserve") else _Batcher(dst)  # type: ignore[assignment]
+    scratch: memoryview | None = None
     hasher = None if digest is None else _BlockHasher(digest, len(ring))
     index = 0
     total = 0
@@ -365,22 +427,26 @@ def encrypt_stream(
                 following = current[:0]  # a short block: the source is exhausted
             final_block = not following
             chunks = max(1, -(-len(current) // CHUNK_SIZE))  # an empty file is one empty chunk
-            end = 0
             for number in range(chunks):
                 piece = current[number * CHUNK_SIZE : (number + 1) * CHUNK_SIZE]
                 nonce = _nonce(index, final_block and number == chunks - 1)
-                start, end = end, end + len(piece) + TAG_SIZE
-                if seal_into is not None:
-                    seal_into(nonce, piece, None, out[start:end])
+                size = len(piece) + TAG_SIZE
+                target = sink.reserve(size)
+                if target is None:  # it would straddle two of the sink's buffers
+                    if scratch is None:
+                        scratch = memoryview(bytearray(SEALED_CHUNK_SIZE))
+                    seal_into(nonce, piece, None, scratch[:size])
+                    sink.write(scratch[:size])
                 else:
-                    out[start:end] = aead.encrypt(nonce, piece, None)
+                    seal_into(nonce, piece, None, target)
                 index += 1
-            dst.write(out[:end])
+                written += size
             total += len(current)
-            written += end
             if final_block:
                 break
             current = following
+        if isinstance(sink, _Batcher):
+            sink.flush()
         if hasher is not None:
             hasher.finish()
     finally:

@@ -201,7 +201,9 @@ class _WriteBehind:
     would sit idle while they run and vice versa. Writes are copied into a pool
     of at most ``buffers`` aligned buffers of ``buffer_size`` bytes, which is all
     the memory this writer ever holds, whatever the file size; the caller may
-    reuse its own buffer as soon as ``write`` returns.
+    reuse its own buffer as soon as ``write`` returns. A full buffer is handed
+    to the thread at the next call rather than at once, so that what
+    :meth:`reserve` lent is filled before it is written.
 
     With ``direct`` the file is written with ``O_DIRECT`` where the file system
     allows it: the bytes go from the buffer to the device without being copied
@@ -242,15 +244,35 @@ class _WriteBehind:
         source = memoryview(data).cast("B")
         size = len(source)
         while len(source):
+            if self._filled == self._buffer_size:
+                self._hand_over()
             if self._current is None:
                 self._current = self._take_buffer()
             taken = min(self._buffer_size - self._filled, len(source))
             self._current[self._filled : self._filled + taken] = source[:taken]
             self._filled += taken
             source = source[taken:]
-            if self._filled == self._buffer_size:
-                self._hand_over()
         return size
+
+    def reserve(self, size: int, /) -> memoryview | None:
+        """Lend the next ``size`` bytes of the current buffer, to be filled in place.
+
+        The encryptor seals straight into the buffer the disk is written from,
+        saving a copy of every byte. The view counts as written and must be
+        filled before the next call; ``None`` when it would straddle two buffers
+        (about one chunk per buffer), in which case the caller uses ``write``.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._filled == self._buffer_size:
+            self._hand_over()
+        if self._current is None:
+            self._current = self._take_buffer()
+        if self._filled + size > self._buffer_size:
+            return None
+        start = self._filled
+        self._filled += size
+        return self._current[start : self._filled]
 
     def _take_buffer(self) -> memoryview:
         """A free buffer: a recycled one, a new one while under the limit, else wait."""

@@ -164,3 +164,23 @@ def test_put_digest_matches_for_sources_without_readinto(
     stored = vault.put(ReadOnly(data), max_size=size)
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert b"".join(vault.iter_plaintext(stored.blob_id)) == data
+
+
+@pytest.mark.parametrize("size", [0, BLOCK + 1, 2 * 1024 * 1024 + 12345])
+@pytest.mark.parametrize("direct_io", [True, False])
+def test_body_sealed_in_place_into_local_storage_is_the_documented_format(
+    tmp_path: Path, keyring: KeyRing, size: int, direct_io: bool
+) -> None:
+    """The local writer lends its buffers; chunks straddling two of them take the other path."""
+    from vault import Part, new_blob_id
+
+    storage = LocalDirectoryStorage(tmp_path, write_behind_mb=1, direct_io=direct_io)
+    blob_id = new_blob_id()
+    data = pattern(size)
+    digest = hashlib.sha256()
+    with storage.writer(blob_id, Part.BODY) as sink:
+        assert hasattr(sink, "reserve")
+        result = encrypt_stream(io.BytesIO(data), sink, keyring, context=CONTEXT, digest=digest)
+    body = storage.read(blob_id, Part.BODY)
+    assert body == reference_body(result.header, data, keyring, CONTEXT)
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()

@@ -173,3 +173,23 @@ def test_write_behind_mb_must_be_positive(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigurationError):
         LocalDirectoryStorage(tmp_path, write_behind_mb=0)
+
+
+def test_reserved_room_is_written_in_order_and_never_straddles_buffers(tmp_path: Path) -> None:
+    storage = LocalDirectoryStorage(tmp_path)
+    blob_id = new_blob_id()
+    expected = bytearray()
+    refused = 0
+    with storage.writer(blob_id, Part.BODY) as sink:
+        for number in range(40):
+            piece = bytes([number]) * SEALED
+            room = sink.reserve(len(piece))
+            if room is None:  # 16 sealed chunks are a little more than one buffer
+                refused += 1
+                sink.write(piece)
+            else:
+                assert len(room) == len(piece)
+                room[:] = piece
+            expected += piece
+    assert refused == 2
+    assert storage.read(blob_id, Part.BODY) == bytes(expected)
