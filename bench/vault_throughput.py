@@ -5,7 +5,8 @@ Run from the repository root::
     .venv/bin/python bench/vault_throughput.py --size-mb 1024 --rounds 7
 
 It stores and fetches one file of ``--size-mb`` MiB through the local back end
-in a temporary directory and compares it with two references measured on the
+in a temporary directory (the fetch reads from the device where bodies were
+written with O_DIRECT) and compares it with two references measured on the
 same bytes in the same run:
 
 * the plain write: the same bytes through the very same storage writer
