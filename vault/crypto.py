@@ -387,12 +387,13 @@ def encrypt_stream(
     """Encrypt everything ``src`` yields into ``dst``; return the header to keep beside it.
 
     The source is read a block of :data:`_BLOCK_CHUNKS` chunks at a time into
-    preallocated buffers, and each block is sealed chunk by chunk into one
-    output buffer handed to ``dst`` in a single ``write``: at 64 KiB a chunk,
-    per-chunk Python calls and fresh ``bytes`` objects were a real share of the
-    cost. Like a file, ``dst`` must be done with that buffer when ``write``
-    returns. A block is read before the previous one is sealed, because only
-    then is it known whether the previous one holds the last chunk.
+    preallocated buffers, and each chunk is sealed with ``encrypt_into`` into
+    room that ``dst`` lends (see :class:`_ReservingSink`) or, for an ordinary
+    writable, into a buffer passed on once per block: at 64 KiB a chunk,
+    per-chunk reads, writes and fresh ``bytes`` objects were a real share of
+    the cost. Like a file, ``dst`` must be done with what ``write`` hands it
+    when the call returns. A block is read before the previous one is sealed,
+    because only then is it known whether the previous one holds the last chunk.
 
     ``digest`` (a ``hashlib`` object, say) is updated with the plaintext, in
     order, one whole block per call, on a helper thread: SHA-256 costs more
