@@ -16,7 +16,7 @@ same bytes in the same run:
 * ``cryptography``'s raw AES-GCM over the same 64 KiB chunks, for the
   encryption path alone.
 
-Disks and CPUs shared with other work drift over seconds, so a best-of-N per
+Disks and CPUs busy with other work drift over seconds, so a best-of-N per
 side compares the two sides at different moments. Instead each round times
 both sides back to back, alternating which goes first, and the headline is
 the median of the per-round ratios. Per-round figures are printed as a table;
