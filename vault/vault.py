@@ -57,11 +57,12 @@ class RewrapReport:
 
 
 class _MeteredReader:
-    """Wraps the upload stream to count, hash and sniff the plaintext in one pass.
+    """Wraps the upload stream to count and sniff the plaintext on its way to the encryptor.
 
-    Doing it here, on the very buffer the encryptor fills, avoids a second
-    pass and any extra copy; refusing as soon as ``max_size`` is exceeded bounds the
-    work an oversized upload can cause.
+    It works on the very buffer the encryptor fills, so no copy is made. It
+    never asks the source for more than one byte past ``max_size``, and refuses
+    as soon as that byte arrives: that bounds the work an oversized upload can
+    cause, whatever block size the encryptor reads with.
     """
 
     def __init__(self, source: Readable, max_size: int) -> None:
@@ -69,15 +70,20 @@ class _MeteredReader:
         self._readinto = getattr(source, "readinto", None)
         self._max_size = max_size
         self.size = 0
-        self.digest = hashlib.sha256()
         self.head = bytearray()
 
+    def _allowance(self, wanted: int) -> int:
+        return max(0, min(wanted, self._max_size - self.size + 1))
+
     def read(self, size: int = -1, /) -> bytes:
-        data = self._source.read(size)
+        if size is None or size < 0:
+            size = self._max_size + 1
+        data = self._source.read(self._allowance(size))
         self._account(memoryview(data))
         return data
 
     def readinto(self, buffer: memoryview) -> int | None:
+        buffer = buffer[: self._allowance(len(buffer))]
         if self._readinto is None:
             data = self._source.read(len(buffer))
             got = len(data)
@@ -94,7 +100,6 @@ class _MeteredReader:
             raise FileTooLarge(self._max_size)
         if len(self.head) < _SNIFF_SIZE:
             self.head += view[: _SNIFF_SIZE - len(self.head)]
-        self.digest.update(view)
 
 
 def _sniff(head: bytes) -> str:
@@ -218,9 +223,12 @@ class Vault:
             raise ValueError("max_size must not be negative")
         blob_id = new_blob_id()
         meter = _MeteredReader(stream, max_size)
+        digest = hashlib.sha256()
         try:
             with self.storage.writer(blob_id, Part.BODY) as sink:
-                result = encrypt_stream(meter, sink, self.keyring, context=blob_id.encode())
+                result = encrypt_stream(
+                    meter, sink, self.keyring, context=blob_id.encode(), digest=digest
+                )
             self.storage.put(blob_id, Part.HEADER, result.header)
         except BaseException:
             self._discard(blob_id)
@@ -228,7 +236,7 @@ class Vault:
         return StoredFile(
             blob_id=blob_id,
             size=result.plaintext_size,
-            sha256=meter.digest.hexdigest(),
+            sha256=digest.hexdigest(),
             mime_type=_sniff(bytes(meter.head)),
             key_id=result.key_id,
         )
