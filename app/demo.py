@@ -24,6 +24,7 @@ from app.models.tickets import Category, Channel, EntryKind, Priority, Status, T
 from app.models.types import utcnow
 from app.tickets import add_customer_message, add_note, assign, change_status, create_ticket
 from app.tickets.stream import add_entry
+from app.urls import public_url
 
 COMPANY_DOMAIN = "vaultdesk.example"
 
@@ -157,9 +158,9 @@ def credentials_file() -> Path:
 
 
 def sign_in_url(roles: list[Role]) -> str:
-    """Where a demo user signs in, under the current ``BASE_URL``."""
-    base_url = current_app.config["BASE_URL"].rstrip("/")
-    return f"{base_url}/portal/login" if roles == [Role.CUSTOMER] else f"{base_url}/login"
+    """Where a demo user signs in, under the current ``BASE_URL`` (customers have their own
+    door)."""
+    return public_url("portal.login" if roles == [Role.CUSTOMER] else "auth.login")
 
 
 def refresh_credentials() -> None:
