@@ -28,11 +28,16 @@ def main() -> None:
 @with_appcontext
 def demo_data_command(if_empty: bool, seed: int) -> None:
     """Fill an empty database with a believable company and print the sign-ins it made."""
-    from app.demo import build_demo, credentials_file
+    from app.demo import build_demo, credentials_file, refresh_credentials, sign_in_url
 
     if db.session.scalar(select(func.count()).select_from(User)):
         if if_empty:
+            refresh_credentials()
             click.echo(f"Data exists; demo sign-ins are listed in {credentials_file()}.")
+            click.echo(
+                f"Staff sign in at {sign_in_url([Role.AGENT])}, "
+                f"customers at {sign_in_url([Role.CUSTOMER])}."
+            )
             return
         raise click.ClickException(
             "The database is not empty; demo data goes only into an empty one."

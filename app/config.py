@@ -7,10 +7,13 @@ environment parsing come from one place.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+import socket
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +54,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VAULT_MAX_UPLOAD_BYTES", 2 * 1024**3, "largest file accepted (default 2 GiB)", int),
     Setting("LINK_DAYS", 14, "days a file link stays valid unless set per link", int),
     Setting("TIMEZONE", "Europe/Berlin", "company time zone, default for new users"),
-    Setting("BASE_URL", "http://localhost:5000", "public URL; https makes cookies Secure"),
+    Setting(
+        "BASE_URL",
+        None,
+        "public URL (default: from `VAULTDESK_BIND`, see below); https makes cookies Secure",
+    ),
     Setting("TICKET_PREFIX", "T", "prefix of ticket numbers, e.g. T-104233"),
     Setting("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute;20 per hour", "failed sign-ins per email"),
     Setting("LOGIN_LIMIT_PER_ADDRESS", "20 per minute;100 per hour", "failed sign-ins per IP"),
@@ -76,6 +83,52 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
 )
+
+
+DEFAULT_BIND = "127.0.0.1:5000"
+# Hosts that mean "every interface": no client can use them, so links name this machine.
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 - recognised, never bound here
+
+
+def bind_address(environ: Mapping[str, str] | None = None) -> str:
+    """Where the web server listens: ``VAULTDESK_BIND`` or the default.
+
+    One function so ``scripts/run``, the gunicorn settings and the ``BASE_URL`` fallback
+    cannot disagree about the address.
+    """
+    environ = os.environ if environ is None else environ
+    return environ.get("VAULTDESK_BIND") or DEFAULT_BIND
+
+
+def base_url_for_bind(bind: str) -> str:
+    """The URL people would type to reach a server bound to ``bind`` on this machine.
+
+    Used only when ``BASE_URL`` is not set, so that sign-in mails, file links and printed
+    demo sign-ins point at the port actually served instead of a fixed 5000. Loopback
+    becomes ``localhost``; a wildcard bind (``0.0.0.0``, ``::``) becomes this machine's
+    host name, because a link saying localhost would be wrong for everyone else; a Unix
+    socket or inherited descriptor says nothing about the public address, so it gives
+    ``http://localhost`` and the operator should set ``BASE_URL``. The address is parsed
+    exactly as gunicorn parses ``--bind`` (port 8000 when none is given).
+    """
+    from gunicorn.util import parse_address
+
+    parsed = parse_address(bind.strip())
+    if not isinstance(parsed, tuple):
+        return "http://localhost"
+    host, port = parsed
+    if host in _WILDCARD_HOSTS:
+        host = socket.gethostname().lower() or "localhost"
+    else:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if address is not None and address.is_loopback:
+            host = "localhost"
+        elif address is not None and address.version == 6:
+            host = f"[{address.compressed}]"
+    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
 
 
 def _parse(setting: Setting, raw: str) -> Any:
@@ -152,7 +205,9 @@ def finalise(config: dict[str, Any], folder: Path) -> dict[str, Any]:
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     out["SQLALCHEMY_DATABASE_URI"] = database_url
-    secure = str(config.get("BASE_URL", "")).startswith("https://")
+    if not config.get("BASE_URL"):
+        out["BASE_URL"] = base_url_for_bind(bind_address())
+    secure = str(config.get("BASE_URL") or out["BASE_URL"]).startswith("https://")
     out.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

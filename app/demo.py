@@ -24,6 +24,7 @@ from app.models.tickets import Category, Channel, EntryKind, Priority, Status, T
 from app.models.types import utcnow
 from app.tickets import add_customer_message, add_note, assign, change_status, create_ticket
 from app.tickets.stream import add_entry
+from app.urls import public_url
 
 COMPANY_DOMAIN = "vaultdesk.example"
 
@@ -156,6 +157,37 @@ def credentials_file() -> Path:
     return Path(current_app.instance_path) / "demo-accounts.txt"
 
 
+def sign_in_url(roles: list[Role]) -> str:
+    """Where a demo user signs in, under the current ``BASE_URL`` (customers have their own
+    door)."""
+    return public_url("portal.login" if roles == [Role.CUSTOMER] else "auth.login")
+
+
+def refresh_credentials() -> None:
+    """Point the saved demo sign-ins at the current ``BASE_URL``.
+
+    The file is written once, with the address of that first start; started again on
+    another port (``VAULTDESK_BIND``) or behind a new ``BASE_URL``, its links would lead
+    nowhere. The passwords cannot be recovered from the database, so only the address
+    column is rewritten.
+    """
+    path = credentials_file()
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return
+    rows = []
+    for line in lines:
+        fields = line.split("\t")
+        if not line.startswith("#") and len(fields) == 4:
+            roles = [Role(r) for r in fields[0].split("+")]
+            fields[3] = sign_in_url(roles)
+        rows.append("\t".join(fields))
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(row + "\n" for row in rows))
+
+
 def _person(rng: random.Random) -> str:
     return f"{rng.choice(FIRST)} {rng.choice(LAST)}"
 
@@ -179,7 +211,6 @@ def _address(name: str, domain: str) -> str:
 def build_demo(*, seed: int = 2026, password: str | None = None) -> list[tuple[str, str, str, str]]:
     """Create everything and commit; return (role, email, password, sign-in URL) rows."""
     rng = random.Random(seed)
-    base_url = current_app.config["BASE_URL"].rstrip("/")
     made: list[tuple[str, str, str, str]] = []
 
     def user(
@@ -188,8 +219,7 @@ def build_demo(*, seed: int = 2026, password: str | None = None) -> list[tuple[s
         secret = password or secrets.token_urlsafe(12)
         email = email or _address(name, COMPANY_DOMAIN)
         u = create_user(email=email, name=name, roles=roles, password=secret, team=team)
-        url = f"{base_url}/portal/login" if roles == [Role.CUSTOMER] else f"{base_url}/login"
-        made.append(("+".join(r.value for r in roles), email, secret, url))
+        made.append(("+".join(r.value for r in roles), email, secret, sign_in_url(roles)))
         return u
 
     teams = [
