@@ -82,9 +82,14 @@ def create_ticket(
         tags=[],
         version=1,
     )
-    db.session.add(ticket)
+    # Tags and recipients query tags and users, and every query autoflushes. While the
+    # ticket is not in the session yet those flushes write only what the caller left
+    # pending (usually nothing), so the ticket, its entry, recipients and subscribers go
+    # to the database in the one flush below instead of in three or four partial ones.
     if tags:
         apply_tags(ticket, tags)
+    recipients.initialise(ticket)
+    db.session.add(ticket)
     add_entry(
         ticket,
         FIRST_ENTRY_KIND[Channel(channel)],
@@ -93,7 +98,6 @@ def create_ticket(
         body_html=body_html,
         data={"channel": Channel(channel).value},
     )
-    recipients.initialise(ticket)
     db.session.flush()
     audit.record(
         actor,

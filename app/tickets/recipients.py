@@ -22,6 +22,12 @@ from app.tickets.stream import add_entry
 
 
 def initialise(ticket: Ticket) -> None:
+    """Set a new ticket's To address and subscribers (see the module docstring for who).
+
+    Cheapest before the ticket is added to the session, as ``create_ticket`` calls it: the
+    account manager and staff queries below autoflush, and a pending ticket would then be
+    written in pieces. On a ticket already in the session the result is the same.
+    """
     address = ticket.contact.email if ticket.contact is not None else ticket.submitter_email
     name = ticket.contact.name if ticket.contact is not None else ticket.submitter_name
     if address and not any(r.address == address.lower() for r in ticket.recipients):
