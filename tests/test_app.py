@@ -107,7 +107,7 @@ def test_sqlite_connections_keep_their_statistics_with_pragma_optimize(
             name: db.session.scalar(text(f"PRAGMA {name}"))
             for name in ("foreign_keys", "journal_mode", "analysis_limit")
         }
-        assert pragmas == {"foreign_keys": 1, "journal_mode": "wal", "analysis_limit": 1000}
+        assert pragmas == {"foreign_keys": 1, "journal_mode": "wal", "analysis_limit": 10_000}
         use_ticket_indexes()
         assert "ticket" not in stats()  # not due yet: at most once an hour per connection
         monkeypatch.setattr(vaultdesk, "OPTIMIZE_EVERY_SECONDS", 0.0)
