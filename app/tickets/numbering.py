@@ -31,6 +31,9 @@ def format_number(value: int, prefix: str) -> str:
     return f"{prefix}-{value}"
 
 
+_INSERT = insert(TicketNumber)
+
+
 def next_number(prefix: str) -> str:
     """Draw the next number in the caller's transaction (an insert, not a commit).
 
@@ -38,6 +41,6 @@ def next_number(prefix: str) -> str:
     object, and a flush here would also write whatever else is pending, one more unit of
     work per ticket for nothing.
     """
-    result = db.session.connection().execute(insert(TicketNumber.__table__))
+    result = db.session.connection().execute(_INSERT)
     (value,) = result.inserted_primary_key
     return format_number(spread(value - 1), prefix)
