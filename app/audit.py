@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from sqlalchemy import insert
+
 from app.actor import Actor
 from app.extensions import db
 from app.models.audit import AuditLog
@@ -26,6 +28,28 @@ def truncate_address(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
+def values(
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: Any = None,
+    *,
+    ticket_id: int | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """Column values of an audit row: one place decides what a row keeps about the actor."""
+    return {
+        "actor_id": actor.user_id,
+        "actor_label": actor.label,
+        "action": action,
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "ticket_id": ticket_id,
+        "client_address": truncate_address(actor.client_address),
+        "details": details or None,
+    }
+
+
 def record(
     actor: Actor,
     action: str,
@@ -36,15 +60,28 @@ def record(
     **details: Any,
 ) -> AuditLog:
     """Add an audit row to the session; it commits (or rolls back) with the change it records."""
-    row = AuditLog(
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        action=action,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        ticket_id=ticket_id,
-        client_address=truncate_address(actor.client_address),
-        details=details or None,
-    )
+    row = AuditLog(**values(actor, action, object_type, object_id, ticket_id=ticket_id, **details))
     db.session.add(row)
     return row
+
+
+_INSERT = insert(AuditLog)
+
+
+def record_now(
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: Any = None,
+    *,
+    ticket_id: int | None = None,
+    **details: Any,
+) -> None:
+    """Insert an audit row at once, in the caller's transaction like ``record``.
+
+    For paths that write their rows with plain INSERTs (ticket creation): there an ORM
+    object would cost a unit-of-work flush of its own at commit, more than the insert.
+    """
+    db.session.connection().execute(
+        _INSERT, values(actor, action, object_type, object_id, ticket_id=ticket_id, **details)
+    )

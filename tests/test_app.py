@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import create_app
 from app.extensions import db
@@ -79,6 +79,47 @@ def test_domain_errors_become_clear_4xx_pages(app: Any) -> None:
     response = app.test_client().get("/boom")
     assert response.status_code == 409
     assert "A ticket cannot go from Closed to Pending." in response.get_data(as_text=True)
+
+
+def test_sqlite_connections_keep_their_statistics_with_pragma_optimize(
+    app: Any, monkeypatch: Any
+) -> None:
+    import app as vaultdesk
+    from app.actor import Actor
+    from app.models.tickets import Channel
+    from app.tickets import create_ticket
+
+    def stats() -> set[str]:
+        exists = "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
+        if not db.session.scalar(text(exists)):
+            return set()
+        return set(db.session.scalars(text("SELECT DISTINCT tbl FROM sqlite_stat1")))
+
+    def use_ticket_indexes() -> None:
+        db.session.execute(select(Ticket.id).where(Ticket.status == "new")).all()
+        db.session.remove()  # hands the connection back to the pool
+
+    with app.app_context():
+        for n in range(30):
+            create_ticket(Channel.API, Actor.system(), subject=f"T{n}", submitter_email="a@b.test")
+        db.session.commit()
+        pragmas = {
+            name: db.session.scalar(text(f"PRAGMA {name}"))
+            for name in ("foreign_keys", "journal_mode", "analysis_limit")
+        }
+        assert pragmas == {"foreign_keys": 1, "journal_mode": "wal", "analysis_limit": 10_000}
+        use_ticket_indexes()
+        assert "ticket" not in stats()  # not due yet: at most once an hour per connection
+        monkeypatch.setattr(vaultdesk, "OPTIMIZE_EVERY_SECONDS", 0.0)
+        use_ticket_indexes()
+        assert "ticket" in stats()
+
+        db.session.execute(text("DELETE FROM sqlite_stat1"))
+        db.session.commit()
+        monkeypatch.setattr(vaultdesk, "OPTIMIZE_EVERY_SECONDS", 3600.0)
+        use_ticket_indexes()
+        db.engine.dispose()  # closing a connection is the other moment SQLite advises
+        assert "ticket" in stats()
 
 
 def test_demo_data_builds_a_believable_company(app: Any) -> None:

@@ -133,6 +133,64 @@ def test_creation_writes_number_entry_recipients_and_audit() -> None:
     assert row.ticket_id == ticket.id and row.object_id == ticket.number
 
 
+def test_creation_subscribes_each_person_once_and_sees_unflushed_changes() -> None:
+    from app.models.people import Account, Contact, Team
+    from app.models.tickets import Channel
+    from app.tickets import create_ticket
+
+    manager = factories.staff_user()
+    manager.receives_all_mail = True  # account manager and all mail: subscribed once
+    assignee = factories.staff_user()
+    assignee.team = Team(name="First level")
+    gone = factories.staff_user()
+    gone.receives_all_mail, gone.active = True, False
+    account = Account(name="Beta AG", account_manager=manager)
+    person = Contact(name="Bea Beta", email="Bea@Beta.test", account=account)
+    db.session.add(person)  # none of this is flushed yet
+    ticket = create_ticket(
+        Channel.AGENT,
+        Actor.staff(assignee),
+        subject=" Two   words ",
+        contact=person,
+        assignee=assignee,
+    )
+
+    def check() -> None:
+        assert ticket.subject == "Two words" and ticket.version == 2
+        assert ticket.account is account and ticket.team is assignee.team
+        assert ticket.created_by is assignee and not ticket.waiting_for_dispatch
+        assert not ticket.in_inbox and ticket.last_customer_activity_at is None
+        assert sorted(u.id for u in ticket.subscribers) == sorted([manager.id, assignee.id])
+        assert [(r.kind, r.address, r.name) for r in ticket.recipients] == [
+            ("to", "bea@beta.test", "Bea Beta")
+        ]
+        assert [(e.kind, e.author_id, e.data) for e in ticket.entries] == [
+            (EntryKind.MESSAGE.value, assignee.id, {"channel": "agent"})
+        ]
+        assert ticket.entries[0].created_at == ticket.created_at == ticket.updated_at
+
+    check()  # before the commit the object already shows the rows
+    db.session.commit()
+    db.session.expire_all()
+    check()
+
+
+def test_created_ticket_is_found_at_once_and_gone_after_rollback() -> None:
+    from app.tickets import search
+
+    ticket = factories.ticket(subject="Quokka sighting", tags=["zoo"])
+
+    def found() -> list[int]:
+        return [row.ticket_id for row in db.session.execute(search.matches("sqlite", "quokka"))]
+
+    assert found() == [ticket.id]
+    assert [t.name for t in ticket.tags] == ["zoo"]
+    db.session.rollback()
+    assert found() == []
+    assert count(Ticket) == 0 and count(StreamEntry) == 0
+    assert count(AuditLog, action="ticket.create") == 0
+
+
 def test_ticket_without_contact_needs_an_address() -> None:
     from app.models.tickets import Channel
     from app.tickets import create_ticket

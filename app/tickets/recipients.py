@@ -7,35 +7,74 @@ chose to receive all mail are subscribed. A new manager is subscribed on assignm
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Integer, and_, bindparam, insert, or_, select
 
 from app import audit
 from app.actor import Actor
 from app.errors import NotFound
 from app.extensions import db
 from app.mail.addresses import normalise_address
-from app.models.people import STAFF_ROLES, User, UserRole
-from app.models.tickets import EntryKind, RecipientKind, Ticket, TicketRecipient
+from app.models.people import STAFF_ROLES, Account, User, UserRole
+from app.models.tickets import (
+    EntryKind,
+    RecipientKind,
+    Ticket,
+    TicketRecipient,
+    ticket_subscribers,
+)
 from app.tickets.errors import InvalidTicketChange
 from app.tickets.stream import add_entry
 
+_INSERT_RECIPIENT = insert(TicketRecipient)
+# The manager, the account's manager and every active agent who chose all mail, each once.
+_SUBSCRIBE_AT_CREATION = insert(ticket_subscribers).from_select(
+    ["ticket_id", "user_id"],
+    select(bindparam("ticket_id", type_=Integer), User.id).where(
+        or_(
+            User.id == bindparam("assignee_id", type_=Integer),
+            User.id
+            == select(Account.account_manager_id)
+            .where(Account.id == bindparam("account_id", type_=Integer))
+            .scalar_subquery(),
+            and_(User.receives_all_mail.is_(True), User.active.is_(True)),
+        )
+    ),
+)
+
 
 def initialise(ticket: Ticket) -> None:
-    address = ticket.contact.email if ticket.contact is not None else ticket.submitter_email
-    name = ticket.contact.name if ticket.contact is not None else ticket.submitter_name
-    if address and not any(r.address == address.lower() for r in ticket.recipients):
-        ticket.recipients.append(
-            TicketRecipient(kind=RecipientKind.TO.value, address=address.lower(), name=name)
+    """Give a ticket just inserted its To address and subscribers (the rules: see above).
+
+    Two INSERT statements rather than loading users and appending them to the ticket's
+    collections: this runs for every ticket mail ingestion opens, and loading the account
+    manager and the staff, then flushing the collections, cost more than the rest of ticket
+    creation together. The ticket must have no recipients or subscribers yet; both
+    collections are expired, so the object shows the new rows on next access.
+    """
+    db.session.flush()  # the account manager and staff flags as the caller left them
+    connection = db.session.connection()
+    contact = ticket.contact
+    address = contact.email if contact is not None else ticket.submitter_email
+    name = contact.name if contact is not None else ticket.submitter_name
+    if address:
+        connection.execute(
+            _INSERT_RECIPIENT,
+            {
+                "ticket_id": ticket.id,
+                "kind": RecipientKind.TO.value,
+                "address": address.lower(),
+                "name": name,
+            },
         )
-    if ticket.assignee is not None:
-        subscribe(ticket, ticket.assignee)
-    if ticket.account is not None and ticket.account.account_manager is not None:
-        subscribe(ticket, ticket.account.account_manager)
-    everyone = db.session.scalars(
-        select(User).where(User.receives_all_mail.is_(True), User.active.is_(True))
+    connection.execute(
+        _SUBSCRIBE_AT_CREATION,
+        {
+            "ticket_id": ticket.id,
+            "assignee_id": ticket.assignee_id,
+            "account_id": ticket.account_id,
+        },
     )
-    for user in everyone:
-        subscribe(ticket, user)
+    db.session.expire(ticket, ["recipients", "subscribers"])
 
 
 def subscribe(ticket: Ticket, user: User) -> None:

@@ -17,8 +17,8 @@ insert per row, so bulk imports of a stream pay per entry), and the two dialects
 two trigger languages. An ``after_flush`` listener sees every ticket whose subject changed
 and every entry added, edited (GDPR erasure redacts ``body_text``) or deleted in the flush,
 and rewrites those tickets' rows with two set-based statements, inside the same transaction:
-the index commits or rolls back with the change. Writers that bypass the ORM (bulk inserts in
-the benchmark, a data import) call ``reindex``/``rebuild`` themselves.
+the index commits or rolls back with the change. Writers that bypass the ORM (ticket creation,
+bulk inserts in the benchmark, a data import) call ``reindex``/``rebuild`` themselves.
 
 The index is deliberately not part of ``db.metadata``: it is dialect-specific (a virtual
 table on SQLite) and created by migration 0005 only. ``include_name`` below is the hook

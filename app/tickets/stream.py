@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import nh3
@@ -17,6 +18,39 @@ def sanitise_html(html: str) -> str:
     return nh3.clean(html, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
 
 
+def entry_row(
+    kind: EntryKind,
+    actor: Actor,
+    *,
+    body_text: str = "",
+    body_html: str | None = None,
+    internal: bool = False,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Column values of a new entry, apart from its ticket.
+
+    Shared by ``add_entry`` and ticket creation, which inserts its first entry as a row:
+    one place decides visibility, authorship and that HTML is sanitised before it is stored.
+    """
+    return {
+        "kind": kind.value,
+        "visibility": (Visibility.INTERNAL if internal else Visibility.EXTERNAL).value,
+        "author_id": actor.user_id,
+        "author_name": actor.name,
+        "author_email": actor.email,
+        "body_text": body_text,
+        "body_html": sanitise_html(body_html) if body_html else None,
+        "data": data,
+        "created_at": at or utcnow(),
+    }
+
+
+def is_customer_activity(actor: Actor, internal: bool) -> bool:
+    """A customer's public words put the ticket in the inbox as unread."""
+    return actor.kind is ActorKind.CUSTOMER and not internal
+
+
 def add_entry(
     ticket: Ticket,
     kind: EntryKind,
@@ -30,19 +64,18 @@ def add_entry(
     """Append one event; a customer's words put the ticket in the inbox as unread."""
     entry = StreamEntry(
         ticket=ticket,
-        kind=kind.value,
-        visibility=(Visibility.INTERNAL if internal else Visibility.EXTERNAL).value,
-        author_id=actor.user_id,
-        author_name=actor.name,
-        author_email=actor.email,
-        body_text=body_text,
-        body_html=sanitise_html(body_html) if body_html else None,
-        data=data,
-        created_at=utcnow(),
+        **entry_row(
+            kind,
+            actor,
+            body_text=body_text,
+            body_html=body_html,
+            internal=internal,
+            data=data,
+        ),
     )
     db.session.add(entry)
     touch(ticket)
-    if actor.kind is ActorKind.CUSTOMER and not internal:
+    if is_customer_activity(actor, internal):
         ticket.in_inbox = True
         ticket.last_customer_activity_at = entry.created_at
     return entry
