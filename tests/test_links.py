@@ -8,7 +8,7 @@ import re
 import threading
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -151,6 +151,50 @@ def test_tampered_and_unknown_tokens_say_nothing(app: Any, client: Any) -> None:
 
         forged = LinkSigner(app.config["SECRET_KEY"], salt="vaultdesk.link").sign("no-such-id")[1]
     assert client.get(f"/v/{forged}").status_code == 404
+
+
+PATH_SAFE = "-_.~!$&'()*+,;=:@"  # characters a path segment may carry unencoded
+
+
+def url_spellings(token: str) -> dict[str, str]:
+    """Paths that name ``token`` in another spelling: the vault's variants as URLs, plus
+    percent-encodings of the token's own characters."""
+    from tests.vault.test_links import spellings
+
+    paths = {}
+    for name, variant in spellings(token).items():
+        paths[f"{name} (raw)"] = quote(variant, safe=PATH_SAFE)
+        paths[f"{name} (encoded)"] = quote(variant, safe="")
+    paths["first character encoded"] = f"%{ord(token[0]):02X}{token[1:]}"
+    paths["last character encoded"] = f"{token[:-1]}%{ord(token[-1]):02x}"
+    paths["all encoded"] = "".join(f"%{ord(c):02X}" for c in token)
+    return paths
+
+
+def test_only_the_issued_spelling_of_a_link_opens_it(app: Any, client: Any) -> None:
+    link = make_link(app, max_downloads=1)
+    token = link["path"].rsplit("/", 1)[1]
+    csrf = csrf_from(client.get(link["path"]).get_data(as_text=True))
+    paths = url_spellings(token)
+    assert len(paths) > 300
+    for name, spelled in paths.items():
+        if not spelled:
+            continue  # "/v/" is no link route at all
+        page = client.get(f"/v/{spelled}")
+        assert page.status_code == 404, name
+        assert "report.pdf" not in page.get_data(as_text=True)
+        posted = client.post(f"/v/{spelled}", data={"csrf_token": csrf}).status_code
+        # A raw "/" makes it another path altogether; the router answers that POST with 405.
+        assert posted == 404 or (posted == 405 and "/" in unquote(spelled)), name
+    with app.app_context():
+        assert db.session.get(VaultLink, link["link_id"]).download_count == 0
+    # The issued spelling still works, and so does its grant, but only as issued.
+    target = start(client, link["path"]).headers["Location"]
+    grant = target.rsplit("/", 1)[1]
+    for name, spelled in url_spellings(grant).items():
+        if spelled:
+            assert client.get(f"{link['path']}/d/{spelled}").status_code in (403, 404), name
+    assert client.get(target).data == CONTENT
 
 
 def test_a_grant_for_one_link_does_not_open_another(app: Any, client: Any) -> None:

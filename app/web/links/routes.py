@@ -10,6 +10,21 @@ from app.models.files import DownloadOutcome, VaultLink
 from app.web.links import bp
 
 
+@bp.before_request
+def _only_plain_paths() -> tuple[str, int] | None:
+    """Refuse percent-encoded spellings of a link path before the token is even decoded.
+
+    Tokens and grants consist of unreserved characters only, so the URLs we issue never
+    contain ``%``. The server decodes ``%41`` to ``A`` before routing, which would give
+    every token many more spellings; the raw request URI still shows them. (Servers that
+    do not pass the raw URI still get the decoded token checked by ``LinkSigner``.)
+    """
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    if "%" in raw.partition("?")[0]:
+        return _refused(vault_links.VaultLinkNotFound("This link is not valid."))
+    return None
+
+
 def _client() -> vault_links.Client:
     return vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
 
@@ -38,7 +53,7 @@ def _landing(link: VaultLink, error: str | None = None, status: int = 200) -> tu
     )
 
 
-@bp.route("/<token>", methods=["GET", "HEAD"])
+@bp.route("/<token>", methods=["GET", "HEAD"], merge_slashes=False)
 def landing(token: str) -> tuple[str, int]:
     """Show what the link holds; opening it (people and mail scanners alike) counts nothing."""
     try:
@@ -56,7 +71,7 @@ def _wrong_password(response: Response) -> bool:
     return response.status_code == 403
 
 
-@bp.post("/<token>")
+@bp.post("/<token>", merge_slashes=False)
 @limiter.limit(
     "10 per minute",
     key_func=lambda: f"link:{request.view_args.get('token', '')[:80]}",  # type: ignore[union-attr]
@@ -78,7 +93,7 @@ def start(token: str) -> Response | tuple[str, int]:
     return redirect(url_for("links.download", token=token, grant=grant), code=303)
 
 
-@bp.route("/<token>/d/<grant>", methods=["GET", "HEAD"])
+@bp.route("/<token>/d/<grant>", methods=["GET", "HEAD"], merge_slashes=False)
 def download(token: str, grant: str) -> Response | tuple[str, int]:
     """The bytes. Every request, each Range included, re-checks the link first."""
     client = _client()
