@@ -330,3 +330,166 @@ def test_bulk_revocations_name_the_links_in_the_audit_row(app: Any) -> None:
         link = db.session.get(VaultLink, first["link_id"])
         assert vault_links.revoke_link(link, officer, "other reason") == 0
         assert link.revoke_reason == "key material leaked"
+
+
+# -- a download in flight ---------------------------------------------------------------------
+
+MIB = 1024 * 1024
+BIG = bytes(range(256)) * (40 * MIB // 256)  # 40 MiB
+
+
+def wait_for(check: Any, timeout: float = 60.0) -> None:
+    """Poll until ``check()`` is true; the timeout only keeps a broken run from hanging."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.05)
+
+
+def browser(base: str) -> Any:
+    """A urllib opener with its own cookie jar, like one browser."""
+    import urllib.request
+    from http.cookiejar import CookieJar
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    opener.base = base  # type: ignore[attr-defined]
+    return opener
+
+
+def open_download(live_server: str, link: dict[str, Any]) -> Any:
+    """Land, press Download, and return the streaming response of the grant URL (unread)."""
+    from urllib.parse import urlencode
+
+    visitor = browser(live_server)
+    url = live_server + link["path"]
+    token = csrf_from(visitor.open(url).read().decode())
+    return visitor.open(url, data=urlencode({"csrf_token": token}).encode())
+
+
+def read_all(response: Any) -> int:
+    """Bytes that arrive before the server ends the body (early or not)."""
+    from http.client import IncompleteRead
+
+    received = 0
+    while True:
+        try:
+            piece = response.read(256 * 1024)
+        except IncompleteRead as cut:
+            return received + len(cut.partial)
+        if not piece:
+            return received
+        received += len(piece)
+
+
+def revoke_as_officer(app: Any, live_server: str, link_id: str, make_user: Any) -> None:
+    """A compliance officer signs in and revokes through the real form."""
+    from urllib.parse import urlencode
+
+    officer = make_user(Role.COMPLIANCE)
+    staff = browser(live_server)
+    login = staff.open(f"{live_server}/login").read().decode()
+    staff.open(
+        f"{live_server}/login",
+        data=urlencode(
+            {"email": officer.email, "password": officer.password, "csrf_token": csrf_from(login)}
+        ).encode(),
+    ).read()
+    page = staff.open(f"{live_server}/compliance/links/{link_id}").read().decode()
+    staff.open(
+        f"{live_server}/compliance/links/{link_id}/revoke",
+        data=urlencode(
+            {"reason": "sent to the wrong customer", "csrf_token": csrf_from(page)}
+        ).encode(),
+    ).read()
+
+
+def test_revocation_ends_a_download_in_flight(app: Any, live_server: str, make_user: Any) -> None:
+    link = make_link(app, content=BIG, name="archive.zip")
+    response = open_download(live_server, link)
+    assert response.headers["Content-Length"] == str(len(BIG))
+    first = response.read(MIB)  # the reader is slow: the server is blocked on the socket
+    assert first == BIG[:MIB]
+    revoke_as_officer(app, live_server, link["link_id"], make_user)
+    received = len(first) + read_all(response)
+    # What was in socket buffers and one check interval may still arrive, not the rest.
+    assert received < 20 * MIB, received
+    wait_for(lambda: events(app, link["link_id"])[-1] == ("interrupted", "revoked"))
+    assert ("served", None) not in events(app, link["link_id"])
+
+
+def test_a_client_that_goes_away_leaves_an_interrupted_download(app: Any, live_server: str) -> None:
+    link = make_link(app, content=BIG, name="archive.zip")
+    response = open_download(live_server, link)
+    assert response.read(MIB) == BIG[:MIB]
+    response.close()  # the browser tab is closed
+    wait_for(lambda: events(app, link["link_id"])[-1] == ("interrupted", "client_gone"))
+
+
+def test_a_finished_download_is_served_only_after_its_last_byte(app: Any, live_server: str) -> None:
+    link = make_link(app, content=BIG, name="archive.zip")
+    response = open_download(live_server, link)
+    assert response.read(MIB) == BIG[:MIB]
+    # Mid-way the audit says so: a crash now would leave exactly this row behind.
+    assert events(app, link["link_id"])[-1] == ("interrupted", "in_progress")
+    assert MIB + read_all(response) == len(BIG)
+    wait_for(lambda: events(app, link["link_id"])[-1] == ("served", None))
+
+
+def test_a_corrupt_chunk_ends_the_download_as_interrupted(app: Any, client: Any) -> None:
+    from pathlib import Path
+
+    from vault import CHUNK_SIZE
+
+    link = make_link(app, content=BIG[: 4 * MIB])
+    with app.app_context():
+        blob_id = db.session.get(VaultFile, link["file_id"]).blob_id
+    (body,) = Path(app.config["VAULT_DIR"]).rglob(f"{blob_id}.body")
+    with body.open("r+b") as handle:  # one flipped bit in the third chunk
+        handle.seek(2 * CHUNK_SIZE + 100)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 1]))
+    target = start(client, link["path"]).headers["Location"]
+    download = client.get(target)
+    assert download.headers["Content-Length"] == str(4 * MIB)
+    assert download.data == BIG[: 2 * CHUNK_SIZE]  # the good chunks, then the end
+    assert events(app, link["link_id"])[-1] == ("interrupted", "corrupt")
+
+
+def test_head_is_recorded_as_viewed_not_served(app: Any, client: Any) -> None:
+    link = make_link(app, max_downloads=1)
+    target = start(client, link["path"]).headers["Location"]
+    head = client.head(target)
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == str(len(CONTENT))
+    assert events(app, link["link_id"])[-1] == ("viewed", None)
+    assert ("served", None) not in events(app, link["link_id"])
+
+
+def test_erasure_ends_a_staff_download_in_flight(app: Any, client: Any, make_user: Any) -> None:
+    """Staff downloads have no link to re-check, but an erased file stops them too."""
+    from app.files.serving import CHECK_BYTES
+    from app.files.store import erase_file
+    from tests.conftest import sign_in
+
+    link = make_link(app, content=BIG[: 3 * CHECK_BYTES])
+    agent = make_user(Role.AGENT)
+    sign_in(client, agent)
+    with app.app_context():
+        public_id = db.session.get(VaultFile, link["file_id"]).public_id
+    response = client.get(f"/agent/tickets/{link['ticket']}/files/{public_id}")
+    assert response.status_code == 200
+    pieces = iter(response.response)
+    received = len(next(pieces))
+    with app.app_context():
+        officer = Actor.staff(factories.staff_user(Role.COMPLIANCE))
+        erase_file(db.session.get(VaultFile, link["file_id"]), officer, "erasure request")
+        db.session.commit()
+    received += sum(len(piece) for piece in pieces)
+    response.close()
+    assert received <= CHECK_BYTES + 64 * 1024  # at most one check interval after the erasure
+    with app.app_context():
+        event = db.session.scalars(select(DownloadEvent).order_by(DownloadEvent.id.desc())).first()
+        assert (event.outcome, event.reason, event.user_id) == ("interrupted", "erased", agent.id)

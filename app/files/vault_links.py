@@ -5,8 +5,9 @@ id; the URL carries that id signed with the app's secret (``vault.LinkSigner``).
 is two steps so that mail scanners which open every link do not use up a one-time link:
 a GET shows a landing page, a POST counts the download (one atomic UPDATE) and hands out a
 short-lived *grant*, a second signed token that the actual download and all its Range
-requests reuse. Every request re-reads the link row, so a revocation stops a download that
-is already running at its next range request.
+requests reuse. Every request re-reads the link row, and a response that is streaming
+re-reads it at least every second or few MiB (``app.files.serving``), so a revocation,
+expiry or erasure also ends a download that is already running.
 """
 
 from __future__ import annotations
@@ -157,19 +158,20 @@ def record(
     reason: str | None = None,
     byte_range: str | None = None,
     user_id: int | None = None,
-) -> None:
-    db.session.add(
-        DownloadEvent(
-            link_id=link.id if link else None,
-            file_id=file.id if file else None,
-            user_id=user_id,
-            outcome=outcome.value,
-            reason=reason,
-            byte_range=byte_range,
-            client_address=truncate_address(client.address),
-            user_agent=(client.user_agent or "")[:200] or None,
-        )
+) -> DownloadEvent:
+    """Add one row to the download audit (the caller commits, with whatever it records)."""
+    event = DownloadEvent(
+        link_id=link.id if link else None,
+        file_id=file.id if file else None,
+        user_id=user_id,
+        outcome=outcome.value,
+        reason=reason,
+        byte_range=byte_range,
+        client_address=truncate_address(client.address),
+        user_agent=(client.user_agent or "")[:200] or None,
     )
+    db.session.add(event)
+    return event
 
 
 def check_usable(

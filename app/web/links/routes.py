@@ -4,7 +4,7 @@ from flask import Response, redirect, render_template, request, url_for
 
 from app.extensions import db, limiter
 from app.files import vault_links
-from app.files.serving import file_response
+from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.models.files import DownloadOutcome, VaultLink
 from app.web.links import bp
@@ -103,19 +103,4 @@ def download(token: str, grant: str) -> Response | tuple[str, int]:
     except (vault_links.VaultLinkNotFound, vault_links.VaultLinkRefused) as error:
         return _refused(error)
 
-    def served(byte_range: str | None) -> None:
-        outcome = (
-            DownloadOutcome.REFUSED if byte_range == "unsatisfiable" else DownloadOutcome.SERVED
-        )
-        reason = "bad_range" if outcome is DownloadOutcome.REFUSED else None
-        vault_links.record(
-            link,
-            link.file,
-            outcome,
-            client,
-            reason=reason,
-            byte_range=None if reason else byte_range,
-        )
-        db.session.commit()
-
-    return file_response(link.file, request, on_serve=served)
+    return file_response(link.file, request, DownloadAudit(client, link=link))
