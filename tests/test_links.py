@@ -6,6 +6,7 @@ import hashlib
 import io
 import re
 import threading
+import urllib.error
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -43,12 +44,16 @@ def make_link(
         }
 
 
-def start(client: Any, path: str, password: str | None = None) -> Any:
-    landing = client.get(path)
+def start(
+    client: Any, path: str, password: str | None = None, address: str = "127.0.0.1", **headers: str
+) -> Any:
+    """Land and press Download, as a browser at client ``address`` would."""
+    environ = {"REMOTE_ADDR": address}
+    landing = client.get(path, environ_base=environ, headers=headers)
     data = {"csrf_token": csrf_from(landing.get_data(as_text=True))}
     if password is not None:
         data["password"] = password
-    return client.post(path, data=data)
+    return client.post(path, data=data, environ_base=environ, headers=headers)
 
 
 def events(app: Any, link_id: str) -> list[tuple[str, str | None]]:
@@ -221,9 +226,107 @@ def test_password_protected_link(app: Any, client: Any) -> None:
 
 def test_password_guessing_is_rate_limited(app: Any, client: Any) -> None:
     link = make_link(app, password="s3cret-phrase")
-    for _ in range(10):
+    for _ in range(5):
+        assert start(client, link["path"], password="guess").status_code == 403
+    limited = start(client, link["path"], password="s3cret-phrase")
+    assert limited.status_code == 429  # the budget is spent: not even the right one is checked
+    assert "Too many wrong attempts" in limited.get_data(as_text=True)
+    assert events(app, link["link_id"]).count(("refused", "wrong_password")) == 5
+    assert ("refused", "rate_limited") in events(app, link["link_id"])
+
+
+def test_right_passwords_do_not_count(app: Any, client: Any) -> None:
+    link = make_link(app, password="s3cret-phrase")
+    for _ in range(4):
+        assert start(client, link["path"], password="guess").status_code == 403
+    for _ in range(6):
+        assert start(client, link["path"], password="s3cret-phrase").status_code == 303
+    assert start(client, link["path"], password="guess").status_code == 403  # the 5th wrong
+    assert start(client, link["path"], password="s3cret-phrase").status_code == 429
+
+
+def test_a_strangers_spent_budget_locks_out_nobody_else(app: Any, client: Any) -> None:
+    link = make_link(app, password="s3cret-phrase")
+    other = make_link(app, password="s3cret-phrase")
+    stranger, recipient = "203.0.113.7", "198.51.100.9"
+    for _ in range(5):
+        assert start(client, link["path"], "guess", stranger).status_code == 403
+    assert start(client, link["path"], "guess", stranger).status_code == 429
+    # Another client of the same link, and the same client on another link, are unaffected.
+    assert start(client, link["path"], "s3cret-phrase", recipient).status_code == 303
+    assert start(client, other["path"], "s3cret-phrase", stranger).status_code == 303
+    # An IPv6 client is one budget per /64, however many addresses it rotates through.
+    for n in range(5):
+        assert start(client, link["path"], "guess", f"2001:db8::{n + 1}").status_code == 403
+    assert start(client, link["path"], "s3cret-phrase", "2001:db8::99").status_code == 429
+    assert start(client, link["path"], "s3cret-phrase", "2001:db8:0:1::1").status_code == 303
+
+
+def test_the_hourly_ceiling_holds_beyond_the_minute(app: Any, client: Any) -> None:
+    app.config["LINK_GUESS_LIMIT"] = "100 per minute;3 per hour"
+    link = make_link(app, password="s3cret-phrase")
+    for _ in range(3):
         assert start(client, link["path"], password="guess").status_code == 403
     assert start(client, link["path"], password="s3cret-phrase").status_code == 429
+
+
+def test_forwarded_for_counts_only_behind_configured_proxies(
+    app: Any, client: Any, redis_server: Any
+) -> None:
+    from pathlib import Path
+
+    from app import create_app
+    from tests.conftest import base_config
+
+    link = make_link(app, password="s3cret-phrase")
+    # No proxy configured: a visitor's own X-Forwarded-For buys no fresh budget.
+    for n in range(5):
+        forged = {"X-Forwarded-For": f"192.0.2.{n}"}
+        assert start(client, link["path"], "guess", **forged).status_code == 403
+    forged = {"X-Forwarded-For": "192.0.2.200"}
+    assert start(client, link["path"], "s3cret-phrase", **forged).status_code == 429
+    # One proxy in front: its X-Forwarded-For names the client, budget per client.
+    proxied = create_app(
+        {**base_config(Path(app.instance_path), redis_server.url), "PROXY_COUNT": 1}
+    ).test_client()
+    behind = {"X-Forwarded-For": "203.0.113.50"}
+    for _ in range(5):
+        assert start(proxied, link["path"], "guess", **behind).status_code == 403
+    assert start(proxied, link["path"], "s3cret-phrase", **behind).status_code == 429
+    neighbour = {"X-Forwarded-For": "203.0.113.51"}
+    assert start(proxied, link["path"], "s3cret-phrase", **neighbour).status_code == 303
+    with proxied.application.app_context():
+        db.engine.dispose()
+
+
+def test_a_burst_of_parallel_guesses_gets_no_more_than_the_budget(
+    app: Any, live_server: str
+) -> None:
+    """Counted before checking: 30 simultaneous wrong guesses, 5 checked, 25 refused."""
+    from urllib.parse import urlencode
+
+    link = make_link(app, password="s3cret-phrase")
+    url = live_server + link["path"]
+    visitors = [browser(live_server) for _ in range(30)]
+    tokens = [csrf_from(v.open(url).read().decode()) for v in visitors]
+    barrier = threading.Barrier(30)
+    codes: list[int] = [0] * 30
+
+    def guess(i: int) -> None:
+        body = urlencode({"csrf_token": tokens[i], "password": f"guess-{i}"}).encode()
+        barrier.wait()
+        try:
+            codes[i] = visitors[i].open(url, data=body).status
+        except urllib.error.HTTPError as error:
+            codes[i] = error.code
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(codes) == [403] * 5 + [429] * 25
+    assert events(app, link["link_id"]).count(("refused", "wrong_password")) == 5
 
 
 def test_post_without_csrf_token_counts_nothing(app: Any, client: Any) -> None:
