@@ -207,7 +207,13 @@ def test_a_signed_in_customer_with_that_address_downloads_straight_away(
 ) -> None:
     nora = make_user(Role.CUSTOMER, email=NORA)
     link = make_link(app, recipient_email=NORA.upper())
-    sign_in(client, nora, portal=True)
+    html, _token = page(client, link["path"])
+    (sign_in_url,) = re.findall(r'href="(/portal/login\?next=[^"]+)"', html)
+    form = csrf_from(client.get(sign_in_url).get_data(as_text=True))
+    signed_in = client.post(
+        sign_in_url, data={"email": nora.email, "password": nora.password, "csrf_token": form}
+    )
+    assert signed_in.headers["Location"] == link["path"]  # back to the link, signed in
     html, _token = page(client, link["path"])
     assert "You are signed in as the recipient." in html and "Mail me a code" not in html
     assert download(client, link["path"]).data == CONTENT
@@ -276,3 +282,55 @@ def test_the_agents_link_list_says_what_is_enforced(
     )
     assert f"only {NORA}, after confirming a mailed code or signed in to the portal" in html
     assert "Only this address can download: the recipient confirms a code we mail to it" in html
+
+
+def test_a_reply_with_a_file_reaches_the_real_customer(
+    app: Flask, client: Any, make_user: Any
+) -> None:
+    """The mail pipeline binds reply links to the ticket's To: both ways in must work."""
+    import io
+
+    from app.actor import Actor
+    from app.mail.identities import save_identity
+    from app.models import Contact, OutboxMessage
+    from tests import factories
+
+    nora = make_user(Role.CUSTOMER, email=NORA)
+    with app.app_context():
+        ticket = factories.ticket(
+            "Signed contract", contact=db.session.get(Contact, nora.contact_id)
+        )
+        identity = save_identity(Actor.system(), address="contact@desk.test", name="Desk")
+        db.session.commit()
+        number, identity_id = ticket.number, identity.id
+    staff = app.test_client()
+    sign_in(staff, make_user(Role.AGENT))
+    token = csrf_from(staff.get(f"/agent/tickets/{number}").get_data(as_text=True))
+    answered = staff.post(
+        f"/agent/tickets/{number}/answer",
+        data={
+            "csrf_token": token,
+            "visibility": "public",
+            "identity_id": str(identity_id),
+            "body": "Here is the signed contract.",
+            "files": [(io.BytesIO(CONTENT), "contract.pdf")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert answered.status_code == 303
+    run_jobs(app)  # the reply itself goes out
+    with app.app_context():
+        body = db.session.scalar(select(OutboxMessage)).body_text
+        link = db.session.scalar(select(VaultLink))
+        assert link.recipient_email == NORA
+    (url,) = re.findall(r"contract\.pdf: (\S+)", body)
+    path = url.removeprefix("http://localhost:5000")
+    # Not signed in (another device): a code to the address the reply went to.
+    elsewhere = app.test_client()
+    code = ask_for_code(app, elsewhere, path)
+    assert outbox(app)[-1]["To"] == NORA
+    assert post(elsewhere, f"{path}/confirm", code=code).status_code == 303
+    assert download(elsewhere, path).data == CONTENT
+    # Signed in to the portal: straight to the file.
+    sign_in(client, nora, portal=True)
+    assert download(client, path).data == CONTENT
