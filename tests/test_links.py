@@ -336,15 +336,53 @@ def test_post_without_csrf_token_counts_nothing(app: Any, client: Any) -> None:
         assert db.session.get(VaultLink, link["link_id"]).download_count == 0
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def race_app(request: pytest.FixtureRequest, app: Any, tmp_path: Any, redis_server: Any) -> Any:
+    """The test's app on SQLite, or a twin of it on a real, migrated PostgreSQL database."""
+    if request.param == "sqlite":
+        yield app
+        return
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from tests.conftest import base_config
+
+    url = request.getfixturevalue("postgres_database")
+    twin = create_app(base_config(tmp_path / "pg", redis_server.url, url))
+    with twin.app_context():
+        upgrade()
+    yield twin
+    with twin.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def race_server(race_app: Any) -> Any:
+    """``race_app`` served by werkzeug's threaded server on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, race_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
 def test_twenty_parallel_downloads_of_a_one_time_link_give_one_file(
-    app: Any, live_server: str
+    race_app: Any, race_server: str
 ) -> None:
-    """Real concurrent HTTP requests against the threaded server: exactly one wins."""
+    """Real concurrent HTTP requests against the threaded server: exactly one wins, on
+    SQLite and on PostgreSQL, where the conditional UPDATE must hold under row locks."""
     import urllib.request
     from http.cookiejar import CookieJar
 
+    app = race_app
+    with app.app_context():
+        assert db.engine.dialect.name in ("sqlite", "postgresql")
     link = make_link(app, max_downloads=1)
-    url = live_server + link["path"]
+    url = race_server + link["path"]
     openers, tokens = [], []
     for _ in range(20):  # each visitor opens the landing page first, as a browser would
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
@@ -371,6 +409,7 @@ def test_twenty_parallel_downloads_of_a_one_time_link_give_one_file(
     assert sorted(r for r in results if isinstance(r, int)) == [410] * 19
     with app.app_context():
         assert db.session.get(VaultLink, link["link_id"]).download_count == 1
+    assert events(app, link["link_id"]).count(("granted", None)) == 1
 
 
 def test_erased_file_link_says_erased(app: Any, client: Any) -> None:
