@@ -62,6 +62,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TICKET_PREFIX", "T", "prefix of ticket numbers, e.g. T-104233"),
     Setting("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute;20 per hour", "failed sign-ins per email"),
     Setting("LOGIN_LIMIT_PER_ADDRESS", "20 per minute;100 per hour", "failed sign-ins per IP"),
+    Setting(
+        "LINK_GUESS_LIMIT",
+        "5 per minute;20 per hour",
+        "wrong passwords or codes per file link and client network",
+    ),
     Setting("DEMO_PASSWORD", None, "fixed password for demo accounts (default: random each)"),
     Setting(
         "SMTP_URL",

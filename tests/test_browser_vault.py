@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Role, VaultLink
 from tests import factories
+from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -47,7 +49,7 @@ def test_attach_share_download_revoke(
     agent.get_by_role("button", name="Send").click()
     agent.get_by_text("Note added with 1 file(s).").wait_for()
     agent.get_by_role("link", name="Share link…").click()
-    assert agent.get_by_label("For (email address)").input_value() == customer_email
+    assert agent.get_by_label("Only for (email address)").input_value() == customer_email
     # A refused form (422 from the server) is shown in place, not silently dropped.
     days = agent.get_by_label("Valid for (days)")
     days.evaluate("input => input.removeAttribute('min')")
@@ -68,6 +70,19 @@ def test_attach_share_download_revoke(
     customer = customer_context.new_page()
     customer.goto(live_server + path)
     customer.get_by_text("Vertrag Q4 – unterschrieben.pdf").wait_for()
+    # The link is bound to the customer's address: they confirm a code mailed there.
+    masked = customer_email[0] + "***@" + customer_email.split("@")[1]
+    customer.get_by_text(f"This file is for {masked}").wait_for()
+    customer.get_by_role("button", name="Mail me a code").click()
+    customer.get_by_label("Code from the mail").wait_for()
+    run_jobs(app)
+    (mail,) = (Path(app.instance_path) / "outbox").glob("*.eml")
+    code = re.search(r"^\s+(\d{6})$", mail.read_text(), re.M)
+    assert code is not None and customer_email in mail.read_text()
+    customer.get_by_label("Code from the mail").fill(code.group(1))
+    customer.screenshot(path=str(ARTIFACTS / "vault-link-code.png"), full_page=True)
+    customer.get_by_role("button", name="Confirm code").click()
+    customer.get_by_text("You confirmed the code mailed to the recipient.").wait_for()
     with customer.expect_download() as download_info:
         customer.get_by_role("button", name="Download").click()
     download = download_info.value

@@ -93,3 +93,46 @@ def test_postgres_audit_log_is_append_only(
         assert row == (None, "gone@x.test")
         db.session.remove()
         db.engine.dispose()
+
+
+def _outcome_check(app: Any) -> None:
+    """The widened outcome column takes every outcome the model knows, and nothing else."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models.files import DownloadOutcome
+
+    insert = text("INSERT INTO download_event (at, outcome) VALUES (CURRENT_TIMESTAMP, :o)")
+    with app.app_context():
+        for outcome in DownloadOutcome:
+            db.session.execute(insert, {"o": outcome.value})
+        db.session.commit()
+        with pytest.raises(IntegrityError):
+            db.session.execute(insert, {"o": "bogus"})
+        db.session.rollback()
+        downgrade(revision="0006")
+        outcomes = db.session.execute(text("SELECT outcome FROM download_event")).scalars().all()
+        assert sorted(set(outcomes)) == ["granted", "refused", "served", "viewed"]
+        with pytest.raises(IntegrityError):
+            db.session.execute(insert, {"o": "verified"})
+        db.session.rollback()
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_sqlite_download_outcomes_are_checked(tmp_path: Path, redis_server: Any) -> None:
+    app = create_app(base_config(tmp_path, redis_server.url))
+    with app.app_context():
+        upgrade()
+    _outcome_check(app)
+
+
+@pytest.mark.postgres
+def test_postgres_download_outcomes_are_checked(
+    tmp_path: Path, redis_server: Any, postgres_database: str
+) -> None:
+    app = create_app(base_config(tmp_path, redis_server.url, postgres_database))
+    with app.app_context():
+        upgrade()
+    _outcome_check(app)

@@ -5,8 +5,17 @@ id; the URL carries that id signed with the app's secret (``vault.LinkSigner``).
 is two steps so that mail scanners which open every link do not use up a one-time link:
 a GET shows a landing page, a POST counts the download (one atomic UPDATE) and hands out a
 short-lived *grant*, a second signed token that the actual download and all its Range
-requests reuse. Every request re-reads the link row, so a revocation stops a download that
-is already running at its next range request.
+requests reuse. Every request re-reads the link row, and a response that is streaming
+re-reads it at least every second or few MiB (``app.files.serving``), so a revocation,
+expiry or erasure also ends a download that is already running.
+
+A link with a ``recipient_email`` is bound to that address, and that is enforced before
+any download is counted: the visitor must be signed in with a customer account of exactly
+that address, or have proved in this browser, with a one-time code mailed to that address,
+that they read its mail (``app.files.recipients``). Anyone else sees whom the file is for
+(masked) and can have a code mailed there, never to an address they type. Staff download
+through the ticket page and are not asked. Password and code guesses are budgeted per link
+and client network (``app.files.link_limits``).
 """
 
 from __future__ import annotations
@@ -24,15 +33,17 @@ from app.actor import Actor
 from app.audit import truncate_address
 from app.errors import DomainError, InvalidInput
 from app.extensions import db
+from app.files import link_limits
 from app.mail.addresses import normalise_address
 from app.models.files import DownloadEvent, DownloadOutcome, VaultFile, VaultLink, VaultLinkState
-from app.models.people import Contact
+from app.models.people import Contact, Role, User
 from app.models.tickets import Ticket
 from app.models.types import utcnow
 from app.urls import public_url
 from vault import BadLinkToken, LinkSigner, new_link_id
 
 GRANT_SECONDS = 6 * 3600  # long enough to resume a big download over a slow line
+PROOF_SECONDS = 3600  # a right code opens the link in that browser for an hour
 MAX_DAYS = 365
 
 
@@ -67,6 +78,58 @@ class Client:
 
     address: str | None
     user_agent: str | None
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Everything a request knows about who asks for a link, as plain values.
+
+    ``browser`` is a random id kept in this browser's session (made when it first asks
+    for a code); ``proof`` is what a right code left in that session for this link.
+    """
+
+    client: Client
+    user: User | None = None
+    browser: str | None = None
+    proof: str | None = None
+
+
+def mask_address(address: str) -> str:
+    """``nora@example.test`` as ``n***@example.test``: enough to recognise, not to harvest."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def proof_token(link: VaultLink, browser: str) -> str:
+    """What a right code leaves in the browser's session: signed, for this link and browser."""
+    return _signer("recipient").sign(f"{link.id}.{browser}")[1]
+
+
+def recipient_proof(link: VaultLink, visitor: Visitor) -> str | None:
+    """How ``visitor`` proved to be the link's recipient (``signed_in``/``code``), or None.
+
+    A signed-in customer whose account address is the recipient address passes: portal
+    accounts are made by staff for a contact's address and activated from a mail to it, so
+    that address is proven. Staff accounts do not count; staff use the ticket page.
+    """
+    if link.recipient_email is None:
+        return None
+    user = visitor.user
+    if (
+        user is not None
+        and user.active
+        and user.has_role(Role.CUSTOMER)
+        and user.email.strip().lower() == link.recipient_email
+    ):
+        return "signed_in"
+    if visitor.browser and visitor.proof:
+        try:
+            value = _signer("recipient").verify(visitor.proof, max_age=PROOF_SECONDS)
+        except BadLinkToken:
+            return None
+        if value == f"{link.id}.{visitor.browser}":
+            return "code"
+    return None
 
 
 def _signer(purpose: str) -> LinkSigner:
@@ -157,19 +220,20 @@ def record(
     reason: str | None = None,
     byte_range: str | None = None,
     user_id: int | None = None,
-) -> None:
-    db.session.add(
-        DownloadEvent(
-            link_id=link.id if link else None,
-            file_id=file.id if file else None,
-            user_id=user_id,
-            outcome=outcome.value,
-            reason=reason,
-            byte_range=byte_range,
-            client_address=truncate_address(client.address),
-            user_agent=(client.user_agent or "")[:200] or None,
-        )
+) -> DownloadEvent:
+    """Add one row to the download audit (the caller commits, with whatever it records)."""
+    event = DownloadEvent(
+        link_id=link.id if link else None,
+        file_id=file.id if file else None,
+        user_id=user_id,
+        outcome=outcome.value,
+        reason=reason,
+        byte_range=byte_range,
+        client_address=truncate_address(client.address),
+        user_agent=(client.user_agent or "")[:200] or None,
     )
+    db.session.add(event)
+    return event
 
 
 def check_usable(
@@ -188,16 +252,50 @@ def check_usable(
         raise VaultLinkRefused(state, REFUSALS[state])
 
 
-def start_download(link: VaultLink, password: str | None, client: Client) -> str:
-    """Check the password, count one download atomically and return a grant token.
-
-    The count is one UPDATE whose WHERE holds every condition, so twenty parallel
-    requests on a one-time link give exactly one grant, on SQLite and PostgreSQL alike.
-    """
-    check_usable(link, client)
-    if link.password_hash and not check_password_hash(link.password_hash, password or ""):
+def _check_password(link: VaultLink, password: str | None, client: Client) -> None:
+    """A password guess, counted before it is checked and given back when it was right."""
+    try:
+        allowed = link_limits.take_guess(link.id, client.address)
+    except link_limits.LimitsUnavailable:
+        record(link, link.file, DownloadOutcome.REFUSED, client, reason="limits_unavailable")
+        raise VaultLinkRefused(
+            "unavailable", "Passwords cannot be checked right now. Try again shortly.", 503
+        ) from None
+    if not allowed:
+        record(link, link.file, DownloadOutcome.REFUSED, client, reason="rate_limited")
+        raise VaultLinkRefused(
+            "limit",
+            "Too many wrong attempts for this link from your network. Wait a while, "
+            "then try again.",
+            status=429,
+        )
+    if not check_password_hash(link.password_hash or "", password or ""):
         record(link, link.file, DownloadOutcome.REFUSED, client, reason="wrong_password")
         raise VaultLinkRefused("password", "The password is not right.", status=403)
+    link_limits.give_back_guess(link.id, client.address)
+
+
+def start_download(link: VaultLink, password: str | None, visitor: Visitor) -> str:
+    """Check recipient and password, count one download atomically, return a grant token.
+
+    The recipient comes first: a visitor who has not proved the address learns nothing,
+    not even whether a password would be right, and spends nobody's budget. The count is
+    one UPDATE whose WHERE holds every condition, so twenty parallel requests on a
+    one-time link give exactly one grant, on SQLite and PostgreSQL alike.
+    """
+    client = visitor.client
+    check_usable(link, client)
+    proven = recipient_proof(link, visitor)
+    if link.recipient_email is not None and proven is None:
+        record(link, link.file, DownloadOutcome.REFUSED, client, reason="recipient_required")
+        raise VaultLinkRefused(
+            "recipient",
+            f"This file is only for {mask_address(link.recipient_email)}. "
+            "Confirm a code mailed to that address first.",
+            status=403,
+        )
+    if link.password_hash:
+        _check_password(link, password, client)
     now = utcnow()
     counted = db.session.execute(
         update(VaultLink)
@@ -209,7 +307,14 @@ def start_download(link: VaultLink, password: str | None, client: Client) -> str
         db.session.expire(link)
         check_usable(link, client, now)  # tells which limit was hit, and audits it
         raise VaultLinkRefused(VaultLinkState.EXHAUSTED, REFUSALS[VaultLinkState.EXHAUSTED])
-    record(link, link.file, DownloadOutcome.GRANTED, client)
+    record(
+        link,
+        link.file,
+        DownloadOutcome.GRANTED,
+        client,
+        reason=f"recipient_{proven}" if proven else None,
+        user_id=visitor.user.id if proven == "signed_in" and visitor.user else None,
+    )
     return _signer("grant").sign(f"{link.id}.{secrets.token_urlsafe(8)}")[1]
 
 

@@ -7,6 +7,8 @@ from rq import Retry
 
 from app.accounts import emailed_links
 from app.extensions import db
+from app.files import recipients
+from app.files.vault_links import Client
 from app.jobs import job
 
 # A sign-in link is worth sending for minutes, an invitation for days: the schedule covers
@@ -29,5 +31,19 @@ def send_requested_link(kind: str, email: str, client_address: str | None) -> st
 def send_invitation(user_id: int, inviter: str | None, ticket_id: int | None) -> str:
     """A portal invitation an agent sent; a final failure is noted on the ticket."""
     outcome = emailed_links.deliver_invitation(user_id, inviter, ticket_id)
+    db.session.commit()
+    return outcome
+
+
+# A code lives ten minutes: retrying past a few minutes would mail a code nobody waits for.
+CODE_RETRY = Retry(max=3, interval=[5, 20, 60])
+
+
+@job("mail", retry=CODE_RETRY, timeout=60)
+def send_link_code(
+    link_id: str, browser: str, client_address: str | None, user_agent: str | None
+) -> str:
+    """A one-time code for a recipient-bound file link, to the link's recipient only."""
+    outcome = recipients.deliver_code(link_id, browser, Client(client_address, user_agent))
     db.session.commit()
     return outcome

@@ -155,9 +155,12 @@ class VaultLink(db.Model):
 
 
 class DownloadOutcome(enum.StrEnum):
-    VIEWED = "viewed"  # the landing page was shown (scanners do this too)
+    VIEWED = "viewed"  # the landing page was shown (scanners do this too), or a HEAD
+    CHALLENGED = "challenged"  # a one-time code was mailed to the link's recipient
+    VERIFIED = "verified"  # the visitor proved to be the link's recipient
     GRANTED = "granted"  # a download was started and counted
-    SERVED = "served"  # bytes were sent (one row per request, ranges included)
+    SERVED = "served"  # the last byte of a response was handed over (one row per request)
+    INTERRUPTED = "interrupted"  # a response began but ended early; ``reason`` says why
     REFUSED = "refused"
 
 
@@ -176,7 +179,7 @@ class DownloadEvent(db.Model):
         ForeignKey("vault_file.id", ondelete="SET NULL"), index=True
     )
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
-    outcome: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(40))
     byte_range: Mapped[str | None] = mapped_column(String(64))
     client_address: Mapped[str | None] = mapped_column(String(64))  # truncated, see app.audit

@@ -10,5 +10,12 @@ class LinkForm(FlaskForm):
         validators=[Optional(), NumberRange(1, 1000)],
         description="Empty for no limit",
     )
-    recipient = EmailField("For (email address)", validators=[Optional()])
+    recipient = EmailField(
+        "Only for (email address)",
+        validators=[Optional()],
+        description=(
+            "Only this address can download: the recipient confirms a code we mail to it, "
+            "or signs in to the portal with it. Empty: anyone with the link."
+        ),
+    )
     password = PasswordField("Password (optional)", validators=[Optional()])

@@ -11,7 +11,7 @@ from app.actor import Actor, ActorKind
 from app.extensions import csrf, db
 from app.files import queries as file_queries
 from app.files import vault_links
-from app.files.serving import file_response
+from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.files.uploads import vault_upload
 from app.htmx import render, wants_fragment
@@ -228,18 +228,7 @@ def download(number: str, public_id: str) -> Response:
         flash("That file was erased.", "error")
         return redirect(url_for("agent.ticket", number=t.number))
 
-    def served(byte_range: str | None) -> None:
-        vault_links.record(
-            None,
-            file,
-            DownloadOutcome.SERVED,
-            client,
-            byte_range=byte_range,
-            user_id=current_user.id,
-        )
-        db.session.commit()
-
-    return file_response(file, request, on_serve=served)
+    return file_response(file, request, DownloadAudit(client, user_id=current_user.id))
 
 
 @bp.route("/tickets/<number>/files/<public_id>/links", methods=["GET", "POST"])

@@ -1,17 +1,67 @@
+"""The link pages: landing, recipient codes, the counted start and the bytes.
+
+What a browser carries for links lives in its session: a random ``link_browser`` id
+(made when it first asks for a code), when it last asked for a code per link, and the
+proofs that right codes left per link. The rules are in ``app.files``; these views only
+translate between the session, the forms and the domain.
+"""
+
 from __future__ import annotations
 
-from flask import Response, redirect, render_template, request, url_for
+import secrets
+import time
 
-from app.extensions import db, limiter
-from app.files import vault_links
-from app.files.serving import file_response
+from flask import Response, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from app.extensions import db
+from app.files import recipients, vault_links
+from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.models.files import DownloadOutcome, VaultLink
 from app.web.links import bp
 
+BROWSER_KEY = "link_browser"
+CODES_KEY = "link_codes"
+PROOFS_KEY = "link_proofs"
+KEPT_PROOFS = 10  # the session is a cookie: keep it small
+# Refusals that leave the visitor on the landing page, with the reason next to the form.
+ON_LANDING = {"password", "recipient", "code", "limit", "unavailable"}
+
+
+@bp.before_request
+def _only_plain_paths() -> tuple[str, int] | None:
+    """Refuse percent-encoded spellings of a link path before the token is even decoded.
+
+    Tokens and grants consist of unreserved characters only, so the URLs we issue never
+    contain ``%``. The server decodes ``%41`` to ``A`` before routing, which would give
+    every token many more spellings; the raw request URI still shows them. (Servers that
+    do not pass the raw URI still get the decoded token checked by ``LinkSigner``.)
+    """
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    if "%" in raw.partition("?")[0]:
+        return _refused(vault_links.VaultLinkNotFound("This link is not valid."))
+    return None
+
 
 def _client() -> vault_links.Client:
     return vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+
+
+def _visitor(link: VaultLink) -> vault_links.Visitor:
+    proofs = session.get(PROOFS_KEY) or {}
+    return vault_links.Visitor(
+        client=_client(),
+        user=current_user if current_user.is_authenticated else None,
+        browser=session.get(BROWSER_KEY),
+        proof=proofs.get(link.id) if isinstance(proofs, dict) else None,
+    )
+
+
+def _code_pending(link: VaultLink) -> bool:
+    """Whether this browser asked for a code for ``link`` recently enough to type it."""
+    asked = (session.get(CODES_KEY) or {}).get(link.id)
+    return isinstance(asked, int) and time.time() - asked < recipients.CODE_SECONDS
 
 
 def _refused(
@@ -25,20 +75,40 @@ def _refused(
     )
 
 
-def _landing(link: VaultLink, error: str | None = None, status: int = 200) -> tuple[str, int]:
+def _landing(
+    link: VaultLink, error: str | None = None, status: int = 200, notice: str | None = None
+) -> tuple[str, int]:
+    visitor = _visitor(link)
     return (
         render_template(
             "links/landing.html",
             link=link,
+            token=request.view_args["token"] if request.view_args else "",
             file=link.file,
             size=human_size(link.file.size),
             error=error,
+            notice=notice,
+            recipient=(
+                vault_links.mask_address(link.recipient_email) if link.recipient_email else None
+            ),
+            proven=vault_links.recipient_proof(link, visitor),
+            code_pending=_code_pending(link),
+            code_minutes=recipients.CODE_SECONDS // 60,
+            sign_in_url=url_for("portal.login", next=request.path),
         ),
         status,
     )
 
 
-@bp.route("/<token>", methods=["GET", "HEAD"])
+def _answer(link: VaultLink, error: vault_links.VaultLinkRefused) -> tuple[str, int]:
+    """A refusal: on the landing page when the visitor can do something about it."""
+    db.session.commit()
+    if str(error.state) in ON_LANDING:
+        return _landing(link, error.message, error.status)
+    return _refused(error)
+
+
+@bp.route("/<token>", methods=["GET", "HEAD"], merge_slashes=False)
 def landing(token: str) -> tuple[str, int]:
     """Show what the link holds; opening it (people and mail scanners alike) counts nothing."""
     try:
@@ -48,37 +118,78 @@ def landing(token: str) -> tuple[str, int]:
         return _refused(error)
     vault_links.record(link, link.file, DownloadOutcome.VIEWED, _client())
     db.session.commit()
-    return _landing(link)
+    notice = None
+    if link.recipient_email and _code_pending(link):
+        notice = (
+            f"We mailed a code to {vault_links.mask_address(link.recipient_email)}. "
+            "If you asked more than once, only the newest code works."
+        )
+    return _landing(link, notice=notice)
 
 
-def _wrong_password(response: Response) -> bool:
-    """Only password guesses count towards the per-link limit; refusals guess nothing."""
-    return response.status_code == 403
+@bp.post("/<token>/code", merge_slashes=False)
+def send_code(token: str) -> Response | tuple[str, int]:
+    """Queue a code to the link's recipient for this browser; then back to the landing page."""
+    try:
+        link = vault_links.resolve(token)
+    except vault_links.VaultLinkNotFound as error:
+        return _refused(error)
+    if not isinstance(session.get(BROWSER_KEY), str):
+        session[BROWSER_KEY] = secrets.token_urlsafe(16)
+    try:
+        recipients.request_code(link, _visitor(link))
+    except vault_links.VaultLinkRefused as error:
+        return _answer(link, error)
+    db.session.commit()  # hands the mail job to the queue
+    now = int(time.time())
+    codes = {
+        key: asked
+        for key, asked in (session.get(CODES_KEY) or {}).items()
+        if isinstance(asked, int) and now - asked < recipients.CODE_SECONDS
+    }
+    codes[link.id] = now
+    session[CODES_KEY] = codes
+    return redirect(url_for("links.landing", token=token), code=303)
 
 
-@bp.post("/<token>")
-@limiter.limit(
-    "10 per minute",
-    key_func=lambda: f"link:{request.view_args.get('token', '')[:80]}",  # type: ignore[union-attr]
-    deduct_when=_wrong_password,
-)
+@bp.post("/<token>/confirm", merge_slashes=False)
+def confirm(token: str) -> Response | tuple[str, int]:
+    """Check a typed code; a right one opens the link in this browser."""
+    try:
+        link = vault_links.resolve(token)
+    except vault_links.VaultLinkNotFound as error:
+        return _refused(error)
+    try:
+        proof = recipients.confirm_code(link, _visitor(link), request.form.get("code", ""))
+    except vault_links.VaultLinkRefused as error:
+        return _answer(link, error)
+    db.session.commit()
+    proofs = dict(session.get(PROOFS_KEY) or {})
+    proofs.pop(link.id, None)
+    proofs[link.id] = proof
+    session[PROOFS_KEY] = dict(list(proofs.items())[-KEPT_PROOFS:])
+    codes = dict(session.get(CODES_KEY) or {})
+    codes.pop(link.id, None)
+    session[CODES_KEY] = codes
+    return redirect(url_for("links.landing", token=token), code=303)
+
+
+@bp.post("/<token>", merge_slashes=False)
 def start(token: str) -> Response | tuple[str, int]:
     """Count one download and send the browser to it, with a grant for its ranges."""
     try:
         link = vault_links.resolve(token)
-        grant = vault_links.start_download(link, request.form.get("password"), _client())
-    except vault_links.VaultLinkRefused as error:
-        db.session.commit()
-        if error.state == "password":
-            return _landing(link, error.message, 403)
-        return _refused(error)
     except vault_links.VaultLinkNotFound as error:
         return _refused(error)
+    try:
+        grant = vault_links.start_download(link, request.form.get("password"), _visitor(link))
+    except vault_links.VaultLinkRefused as error:
+        return _answer(link, error)
     db.session.commit()
     return redirect(url_for("links.download", token=token, grant=grant), code=303)
 
 
-@bp.route("/<token>/d/<grant>", methods=["GET", "HEAD"])
+@bp.route("/<token>/d/<grant>", methods=["GET", "HEAD"], merge_slashes=False)
 def download(token: str, grant: str) -> Response | tuple[str, int]:
     """The bytes. Every request, each Range included, re-checks the link first."""
     client = _client()
@@ -87,20 +198,5 @@ def download(token: str, grant: str) -> Response | tuple[str, int]:
         vault_links.check_grant(link, grant, client)
     except (vault_links.VaultLinkNotFound, vault_links.VaultLinkRefused) as error:
         return _refused(error)
-
-    def served(byte_range: str | None) -> None:
-        outcome = (
-            DownloadOutcome.REFUSED if byte_range == "unsatisfiable" else DownloadOutcome.SERVED
-        )
-        reason = "bad_range" if outcome is DownloadOutcome.REFUSED else None
-        vault_links.record(
-            link,
-            link.file,
-            outcome,
-            client,
-            reason=reason,
-            byte_range=None if reason else byte_range,
-        )
-        db.session.commit()
-
-    return file_response(link.file, request, on_serve=served)
+    user_id = current_user.id if current_user.is_authenticated else None
+    return file_response(link.file, request, DownloadAudit(client, link=link, user_id=user_id))

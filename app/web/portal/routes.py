@@ -21,11 +21,10 @@ from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import csrf, db
 from app.files import vault_links
-from app.files.serving import file_response
+from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.files.uploads import vault_upload
 from app.htmx import render, wants_fragment
-from app.models.files import DownloadOutcome
 from app.models.tickets import Category, Priority, Ticket
 from app.tickets import portal
 from app.tickets.customer_writes import reply_reopens
@@ -271,12 +270,4 @@ def download(number: str, public_id: str) -> Response:
     t = portal.ticket_for(current_user, number)
     file = portal.public_file(t, public_id)
     client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
-    user_id = current_user.id
-
-    def served(byte_range: str | None) -> None:
-        vault_links.record(
-            None, file, DownloadOutcome.SERVED, client, byte_range=byte_range, user_id=user_id
-        )
-        db.session.commit()
-
-    return file_response(file, request, on_serve=served)
+    return file_response(file, request, DownloadAudit(client, user_id=current_user.id))
