@@ -38,6 +38,7 @@ from app.web.compliance.forms import (
     TicketLinksForm,
 )
 from app.web.guards import safe_next
+from app.web.params import page_number
 
 F = TypeVar("F", bound=FlaskForm)
 
@@ -75,7 +76,7 @@ def _actor() -> Actor:
 
 
 def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+    return page_number(request.args.get("page"))
 
 
 def _blank(form_class: type[F], **data: Any) -> F:
