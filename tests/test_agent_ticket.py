@@ -319,19 +319,29 @@ def test_live_region_answers_304_until_something_changes(app: Any, client: Any, 
 
 
 def test_customers_and_compliance_cannot_answer(app: Any, make_user: Any, world: Any) -> None:
-    for role, portal in ((Role.CUSTOMER, True), (Role.COMPLIANCE, False)):
+    """With a valid CSRF token, so that the role rule is what refuses, not the token check."""
+    for role, portal, home in (
+        (Role.CUSTOMER, True, "/portal/"),
+        (Role.COMPLIANCE, False, "/compliance/"),
+    ):
         other = app.test_client()
         sign_in(other, make_user(role), portal=portal)
+        token = csrf_from(other.get(home).get_data(as_text=True))
         for method, path in (
             ("get", ""),
             ("post", "/answer"),
             ("post", "/fields"),
             ("get", "/live"),
         ):
-            response = getattr(other, method)(f"/agent/tickets/{world['number']}{path}")
-            assert response.status_code in (400, 403), (role, path)
-            if method == "get":
-                assert response.status_code == 403
+            response = getattr(other, method)(
+                f"/agent/tickets/{world['number']}{path}",
+                data={"csrf_token": token, "status": "closed"} if method == "post" else None,
+                headers={"X-CSRFToken": token},
+            )
+            assert response.status_code == 403, (role, path)
+            assert "Your account cannot open this page." in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Ticket, world["ticket_id"]).status == "new"
 
 
 def test_admin_manages_identities_and_templates(app: Any, make_user: Any) -> None:

@@ -690,9 +690,14 @@ def test_subscribe_myself_a_colleague_and_unsubscribe(
     twice = post(client, base, htmx=True)
     assert twice.status_code == 422 and "already subscribed" in twice.get_data(as_text=True)
     assert post(client, base, {"user_id": colleague.id}).status_code == 303
-    for bad in (customer.id, "abc", 999_999):
+    for bad, reason in (
+        (customer.id, "Only active staff"),
+        ("abc", "“abc” is not a valid choice for Colleague."),
+        (999_999, "Only active staff"),
+        (2**64, "is not a valid choice for Colleague."),
+    ):
         refused = post(client, base, {"user_id": bad}, htmx=True)
-        assert refused.status_code == 422 and "Only active staff" in refused.get_data(as_text=True)
+        assert refused.status_code == 422 and reason in refused.get_data(as_text=True)
     with app.app_context():
         t = db.session.scalar(select(Ticket).where(Ticket.number == number))
         assert {u.id for u in t.subscribers} == {me.id, colleague.id}

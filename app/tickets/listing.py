@@ -33,7 +33,8 @@ from app.models.tickets import (
     ticket_tags,
 )
 from app.models.types import utcnow
-from app.pagination import page_count
+from app.pagination import clamp_page, page_count
+from app.params import id_or_none, lenient_ids, page_number
 from app.tickets import search
 from app.tickets.assignment import assign
 from app.tickets.changes import change_status, set_tags
@@ -92,10 +93,6 @@ _STATUS_ORDER = {s.value: i for i, s in enumerate(Status)}
 _PRIORITY_ORDER = {p.value: i for i, p in enumerate(Priority)}
 
 
-def _ints(values: Sequence[str]) -> tuple[int, ...]:
-    return tuple(sorted({int(v) for v in values if v.isdigit()}))
-
-
 @dataclass(frozen=True)
 class ListQuery:
     """What a list shows; parsed leniently from URL arguments (bad values are dropped)."""
@@ -121,14 +118,14 @@ class ListQuery:
         if view not in VIEWS:
             raise InvalidInput(f"There is no list called {view!r}.")
         owners = [o for o in args.getlist("owner") if o]
-        owner_ids = _ints(owners)
+        owner_ids = lenient_ids(owners)
         if owner_ids:
             owner = Owner.CHOSEN
         elif owners and owners[0] in {o.value for o in Owner}:
             owner = Owner(owners[0])
         else:
             owner = Owner.ALL
-        first_int = lambda name: (_ints([args.get(name, "")]) or (None,))[0]  # noqa: E731
+        first_int = lambda name: id_or_none(args.get(name))  # noqa: E731
         sort = args.get("sort") if args.get("sort") in SORTS else None
         return cls(
             view=view,
@@ -144,7 +141,7 @@ class ListQuery:
             overdue=args.get("overdue") in ("1", "on", "true"),
             sort=sort,
             descending=args.get("dir", "desc") != "asc",
-            page=max(first_int("page") or 1, 1),
+            page=page_number(args.get("page")),
         )
 
     @property
@@ -284,6 +281,8 @@ def list_tickets(
         conditions.append(Ticket.id.in_(list(hits)))
     base = select(Ticket.id).where(*conditions)
     total = db.session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    # A page typed into the URL past the end shows the last page (and never overflows OFFSET).
+    query = replace(query, page=clamp_page(query.page, total, per_page))
 
     viewer_read = aliased(TicketRead, name="viewer_read")
     manager_read = aliased(TicketRead, name="manager_read")

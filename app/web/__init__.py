@@ -5,18 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, make_response, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from jinja2_fragments.flask import render_block
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.accounts.signin import load_user
 from app.errors import DomainError
 from app.extensions import db, login_manager
+from app.htmx import install as install_htmx
+from app.htmx import is_htmx, message_to_flash
 from app.i18n import viewer_zone
 from app.models.people import Role
+from app.params import IdConverter
 from app.web.guards import sign_in_redirect
 
 NAVIGATION: tuple[tuple[Any, str, tuple[Role, ...]], ...] = (
@@ -44,18 +48,25 @@ def localtime(value: datetime | None) -> str:
 
 
 def error_page(status: int, title: str, message: str) -> Response:
-    """Errors as a full page, or as the flash region for htmx swaps."""
-    from app.htmx import render
+    """Errors as a full page, or as a message for the flash area for any htmx request.
 
-    response = render("errors/error.html", "message", status=status, title=title, message=message)
-    if request.headers.get("HX-Request") == "true":
-        # Show the message in the flash area instead of swapping it into the target.
-        response.headers["HX-Retarget"] = "#flash"
-        response.headers["HX-Reswap"] = "innerHTML"
+    Boosted requests too: the page they came from stays, and says why nothing happened,
+    instead of a second top bar drawn inside whatever the element targets.
+    """
+    if is_htmx():
+        body = render_block("errors/error.html", "message", title=title, message=message)
+        return message_to_flash(make_response(body, status))
+    response = make_response(
+        render_template("errors/error.html", title=title, message=message), status
+    )
+    response.vary.add("HX-Request")
     return response
 
 
 def register_web(app: Flask) -> None:
+    # Before any blueprint adds its rules: every <int:...> in a path is an id (see params).
+    app.url_map.converters["int"] = IdConverter
+    install_htmx(app)
     from app.web.admin import bp as admin_bp
     from app.web.agent import bp as agent_bp
     from app.web.api import bp as api_bp
@@ -105,6 +116,22 @@ def register_web(app: Flask) -> None:
     @app.errorhandler(404)
     def _not_found(error: HTTPException) -> Response:
         return error_page(404, _("Not found"), _("There is nothing at this address."))
+
+    @app.errorhandler(HTTPException)
+    def _other_http_error(error: HTTPException) -> Response | HTTPException:
+        """Every other refusal (400, 405, 413, ...) looks like ours, with werkzeug's sentence."""
+        if error.code is None or error.code < 400:
+            return error
+        return error_page(error.code, _("That did not work"), error.description or error.name)
+
+    @app.errorhandler(InternalServerError)
+    def _server_error(error: InternalServerError) -> Response:
+        db.session.rollback()
+        return error_page(
+            500,
+            _("Something went wrong"),
+            _("The error was logged. Try again in a moment, or tell your administrator."),
+        )
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from flask import flash, g, redirect, request, url_for
+from flask import current_app, flash, g, make_response, redirect, request, url_for
 from flask_login import current_user
+from jinja2_fragments.flask import render_block
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
-from app.htmx import render
+from app.htmx import oob_flash, render, wants_fragment
 from app.models.tickets import Priority, Status
+from app.params import choice, int_id, int_ids, required_choice
 from app.tickets import listing
 from app.tickets.listing import (
     CLOSED_VIEWS,
@@ -40,10 +45,10 @@ def list_view(view: str) -> Response:
     response = render(
         "agent/list.html",
         "ticket_list",
-        query=query,
+        query=result.query,
         rows=result.rows,
         total=result.total,
-        page=query.page,
+        page=result.page,
         pages=result.pages,
     )
     response.set_etag(etag)
@@ -68,20 +73,22 @@ def list_nav() -> Response:
 
 @bp.post("/bulk")
 def bulk() -> Response:
-    """Apply one change to the ticked tickets, all or nothing (see ``listing.apply_bulk``)."""
+    """Apply one change to the ticked tickets, all or nothing (see ``listing.apply_bulk``).
+
+    htmx gets the list it came from, redrawn, with the summary in the flash area; a refusal
+    (nothing ticked, no status chosen, a ticket that refused) is a message for the flash
+    area (``error_page``) and leaves the list and its ticks as they were.
+    """
     form = request.form
-    try:
-        action = BulkAction(form.get("action", ""))
-    except ValueError:
-        raise InvalidInput("Choose what to do with the ticked tickets.") from None
-    ids = [int(i) for i in form.getlist("ticket") if i.isdigit()]
-    status = None
+    action = choice(BulkAction, form.get("action"), "bulk action")
+    if action is None:
+        raise InvalidInput("Choose what to do with the ticked tickets.")
+    ids = int_ids(form.getlist("ticket"), "ticket")
     if action is BulkAction.STATUS:
-        try:
-            status = Status(form.get("status", ""))
-        except ValueError:
-            raise InvalidInput("Choose a status.") from None
-    assignee = listing.staff_member(form.get("assignee", type=int))
+        status = required_choice(Status, form.get("status"), "status")
+    else:
+        status = None
+    assignee = listing.staff_member(int_id(form.get("assignee"), "Agent"))
     result = listing.apply_bulk(
         ids,
         action,
@@ -98,7 +105,34 @@ def bulk() -> Response:
         BulkAction.READ: "Marked as read",
     }
     flash(result.summary(verbs[action]), "success")
-    return redirect(safe_next(form.get("next"), url_for("agent.inbox")), code=303)
+    back = safe_next(form.get("next"), url_for("agent.inbox"))
+    if not wants_fragment():
+        return redirect(back, code=303)
+    query = _list_query_of(back)
+    page = listing.list_tickets(query, current_user)
+    table = render_block(
+        "agent/list.html",
+        "ticket_list",
+        query=page.query,
+        rows=page.rows,
+        total=page.total,
+        page=page.page,
+        pages=page.pages,
+    )
+    response = make_response(table + oob_flash())
+    response.vary.add("HX-Request")
+    return response
+
+
+def _list_query_of(path: str) -> ListQuery:
+    """The query of the list page at ``path`` (the bulk form's ``next``), to redraw it."""
+    parts = urlsplit(path)
+    try:
+        endpoint, args = current_app.url_map.bind("localhost").match(parts.path, "GET")
+    except HTTPException:
+        endpoint, args = "agent.inbox", {}
+    view = args.get("view", "inbox") if endpoint == "agent.list_view" else "inbox"
+    return ListQuery.from_args(view, MultiDict(parse_qsl(parts.query)))
 
 
 @bp.record_once

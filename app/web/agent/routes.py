@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar
 
 from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -8,20 +9,22 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.actor import Actor, ActorKind
+from app.errors import DomainError, InvalidInput
 from app.extensions import csrf, db
 from app.files import queries as file_queries
 from app.files import vault_links
 from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.files.uploads import vault_upload
-from app.htmx import render, wants_fragment
+from app.htmx import go_to, render, wants_fragment
 from app.i18n import parse_local_datetime
 from app.models.files import DownloadOutcome
 from app.models.mail import SenderIdentity
 from app.models.people import Lead, Role, Team, User, UserRole
 from app.models.tickets import Category, Priority, Status, Ticket
 from app.models.types import utcnow
-from app.pagination import page_count
+from app.pagination import clamp_page, page_count
+from app.params import choice, flag, int_id, int_ids, page_number
 from app.tickets import (
     allowed_targets,
     assign,
@@ -38,6 +41,8 @@ from app.tickets.replies import answer
 from app.web.agent import bp
 from app.web.agent.forms import LinkForm
 
+M = TypeVar("M")
+
 PER_PAGE = 50
 
 
@@ -47,8 +52,9 @@ def _actor() -> Actor:
 
 @bp.get("/")
 def inbox() -> Response:
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number(request.args.get("page"))
     rows, total = inbox_query(current_user, page=page, per_page=PER_PAGE)
+    page = clamp_page(page, total, PER_PAGE)
     pages = page_count(total, PER_PAGE)
     return render("agent/inbox.html", "ticket_list", rows=rows, total=total, page=page, pages=pages)
 
@@ -87,36 +93,65 @@ def ticket(number: str) -> Response:
     return render("agent/ticket.html", **_page_context(ticket_page(number)))
 
 
+COMPOSER_FIELDS = ("visibility", "identity_id", "template", "body", "pending", "pending_until")
+
+
 @bp.post("/tickets/<number>/answer")
 @csrf.exempt  # checked by receive_form before any file is stored (see app.files.uploads)
 def answer_view(number: str) -> Response:
-    """Reply or note from the composer; files stream from the request into the vault."""
+    """Reply or note from the composer; files stream from the request into the vault.
+
+    A refusal (empty message, no sender address, a date in the past) comes back in the
+    composer with everything typed kept: htmx swaps just the composer, a plain post gets
+    the ticket page with the composer filled. Files already stored are shredded then, and
+    the message says so, since no browser lets a page refill a file input.
+    """
     t = ticket_by_number(number)
     actor = _actor()
     with vault_upload(actor, ticket=t) as upload:
         fields, files = upload.read()
-        internal = fields.get("visibility", "internal") != "public"
-        identity = None
-        if not internal:
-            identity = db.session.get(SenderIdentity, _int(fields.get("identity_id")) or 0)
-        answer(
-            t,
-            actor,
-            fields.get("body", ""),
-            internal=internal,
-            identity=identity,
-            files=files,
-            set_pending=fields.get("pending") == "on",
-            pending_until=_local_datetime(fields.get("pending_until", "")),
-        )
+        draft = {key: fields.get(key, "") for key in COMPOSER_FIELDS}
+        internal = draft["visibility"] != "public"
+        try:
+            identity = None
+            if not internal:
+                identity_id = int_id(draft["identity_id"], "Answer from")
+                identity = db.session.get(SenderIdentity, identity_id) if identity_id else None
+            answer(
+                t,
+                actor,
+                draft["body"],
+                internal=internal,
+                identity=identity,
+                files=files,
+                set_pending=flag(draft["pending"]),
+                pending_until=_local_datetime(draft["pending_until"]),
+            )
+        except DomainError as refused:
+            dropped = len(upload.stored)
+            upload.abandon()
+            return _composer(number, draft, refused, dropped)
         db.session.commit()
     what = "Note added" if internal else "Reply queued for sending"
     flash(f"{what}{f' with {len(files)} file(s)' if files else ''}.", "success")
-    return redirect(url_for("agent.ticket", number=t.number), code=303)
+    return go_to(url_for("agent.ticket", number=t.number))
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.strip().isdigit() else None
+def _composer(number: str, draft: dict[str, str], refused: DomainError, dropped: int) -> Response:
+    """The composer with the refusal and the draft: alone for htmx, in the page otherwise."""
+    message = refused.message
+    if dropped:
+        message += (
+            f" The {dropped} attached file(s) were not kept: choose them again before sending."
+        )
+    return render(
+        "agent/ticket.html",
+        "composer",
+        status=refused.status,
+        **_page_context(ticket_page(number)),
+        draft=draft,
+        composer_error=message,
+    )
 
 
 def _local_datetime(value: str) -> datetime | None:
@@ -124,37 +159,30 @@ def _local_datetime(value: str) -> datetime | None:
     return parse_local_datetime(value, current_user.timezone)
 
 
+def _chosen(model: type[M], value: str | None, what: str) -> M | None:
+    """The row a select names: blank is "none", an id that names no row is refused."""
+    row_id = int_id(value, what)
+    if row_id is None:
+        return None
+    row = db.session.get(model, row_id)
+    if row is None:
+        raise InvalidInput(f"There is no such {what.lower()}; reload the page and choose again.")
+    return row
+
+
 @bp.post("/tickets/<number>/fields")
 def edit_fields(number: str) -> Response:
-    """Change header fields in place; a stale page gets a conflict, not an overwrite."""
+    """Change header fields in place; a stale page gets a conflict, not an overwrite.
+
+    A refused change answers with the header as it now is and the reason in it (409 for a
+    conflict, 422 for a value it cannot take), so the selects show the truth again.
+    """
     t = ticket_by_number(number)
-    actor = _actor()
-    form = request.form
-    check_version(t, _int(form.get("version")))
-    if form.get("status") and form["status"] != t.status:
-        change_status(t, Status(form["status"]), actor)
-    if form.get("priority") and form["priority"] != t.priority:
-        change_priority(t, Priority(form["priority"]), actor)
-    if "category_id" in form and (_int(form["category_id"]) or None) != t.category_id:
-        change_category(t, db.session.get(Category, _int(form["category_id"]) or 0), actor)
-    if "tags" in form:
-        set_tags(t, [n for n in form["tags"].split(",") if n.strip()], actor)
-    if "leads_shown" in form:
-        wanted = [i for i in (_int(v) for v in form.getlist("lead_ids")) if i]
-        leads = db.session.scalars(select(Lead).where(Lead.id.in_(wanted))).all() if wanted else []
-        set_leads(t, list(leads), actor)
-    new_assignee = _int(form.get("assignee_id")) if "assignee_id" in form else t.assignee_id
-    new_team = _int(form.get("team_id")) if "team_id" in form else t.team_id
-    if new_assignee != t.assignee_id or new_team != t.team_id:
-        # A team left as it was follows the new manager (their team), as dispatch expects.
-        team = db.session.get(Team, new_team or 0) if new_team != t.team_id else None
-        assign(
-            t,
-            actor,
-            assignee=db.session.get(User, new_assignee or 0),
-            team=team,
-            note=form.get("note") or None,
-        )
+    try:
+        _apply_fields(t, request.form)
+    except DomainError as refused:
+        db.session.rollback()
+        return _header(t, status=refused.status, header_error=refused.message)
     db.session.commit()
     if wants_fragment():
         return _header(t)
@@ -162,9 +190,49 @@ def edit_fields(number: str) -> Response:
     return redirect(url_for("agent.ticket", number=t.number), code=303)
 
 
-def _header(t: Ticket, status: int = 200) -> Response:
+def _apply_fields(t: Ticket, form: Any) -> None:
+    actor = _actor()
+    check_version(t, int_id(form.get("version"), "version"))
+    status = choice(Status, form.get("status"), "status")
+    if status is not None and status.value != t.status:
+        change_status(t, status, actor)
+    priority = choice(Priority, form.get("priority"), "priority")
+    if priority is not None and priority.value != t.priority:
+        change_priority(t, priority, actor)
+    if "category_id" in form:
+        category = _chosen(Category, form["category_id"], "Category")
+        if (category.id if category else None) != t.category_id:
+            change_category(t, category, actor)
+    if "tags" in form:
+        set_tags(t, [n for n in form["tags"].split(",") if n.strip()], actor)
+    if "leads_shown" in form:
+        wanted = int_ids(form.getlist("lead_ids"), "Leads")
+        leads = db.session.scalars(select(Lead).where(Lead.id.in_(wanted))).all() if wanted else []
+        if len(leads) != len(set(wanted)):
+            raise InvalidInput("One of the chosen leads no longer exists; reload the page.")
+        set_leads(t, list(leads), actor)
+    assignee = _chosen(User, form["assignee_id"], "Manager") if "assignee_id" in form else None
+    team = _chosen(Team, form["team_id"], "Team") if "team_id" in form else None
+    new_assignee = (assignee.id if assignee else None) if "assignee_id" in form else t.assignee_id
+    new_team = (team.id if team else None) if "team_id" in form else t.team_id
+    if new_assignee != t.assignee_id or new_team != t.team_id:
+        # A team left as it was follows the new manager (their team), as dispatch expects.
+        assign(
+            t,
+            actor,
+            assignee=db.session.get(User, new_assignee) if new_assignee else None,
+            team=team if new_team != t.team_id else None,
+            note=form.get("note") or None,
+        )
+
+
+def _header(t: Ticket, status: int = 200, **extra: Any) -> Response:
     return render(
-        "agent/ticket.html", "header", status=status, **_page_context(ticket_page(t.number))
+        "agent/ticket.html",
+        "header",
+        status=status,
+        **_page_context(ticket_page(t.number)),
+        **extra,
     )
 
 
@@ -210,7 +278,7 @@ def live(number: str) -> Response:
 @bp.get("/identities/templates")
 def identity_templates() -> Response:
     """The template picker for the chosen identity (htmx swaps the options)."""
-    identity = db.session.get(SenderIdentity, request.args.get("identity_id", 0, type=int) or 0)
+    identity = _chosen(SenderIdentity, request.args.get("identity_id"), "Answer from")
     return render("agent/_templates.html", templates=identity.templates if identity else [])
 
 

@@ -24,6 +24,7 @@ from app.htmx import render, wants_fragment
 from app.models.people import User
 from app.models.tickets import LinkKind, RecipientKind, Ticket, TicketLink
 from app.models.types import utcnow
+from app.params import int_id
 from app.tickets import link_tickets, linked_tickets, unlink_tickets
 from app.tickets import recipients as recipient_rules
 from app.tickets import tasks as task_rules
@@ -116,7 +117,8 @@ def ticket_tasks(number: str) -> Response:
     form = request.form
 
     def create() -> None:
-        assignee = db.session.get(User, form.get("assignee_id", 0, type=int) or 0)
+        assignee_id = int_id(form.get("assignee_id"), "For")
+        assignee = db.session.get(User, assignee_id) if assignee_id else None
         task_rules.create_task(
             t,
             _actor(),
@@ -308,18 +310,16 @@ def recipient_remove(number: str, recipient_id: int) -> Response:
 def ticket_subscribe(number: str) -> Response:
     """Subscribe oneself (no ``user_id``) or a colleague."""
     t = ticket_by_number(number)
-    raw = request.form.get("user_id", "").strip()
-    if not raw:
-        user = current_user._get_current_object()  # the real User, not the proxy
-    else:
-        user = db.session.get(User, int(raw)) if raw.isdigit() else None
-    return _act(
-        t,
-        "agent/_recipients.html",
-        recipients_context,
-        lambda: recipient_rules.add_subscriber(t, _actor(), user),
-        "Subscribed.",
-    )
+
+    def subscribe() -> None:
+        user_id = int_id(request.form.get("user_id"), "Colleague")
+        if user_id is None:
+            user = current_user._get_current_object()  # the real User, not the proxy
+        else:
+            user = db.session.get(User, user_id)
+        recipient_rules.add_subscriber(t, _actor(), user)
+
+    return _act(t, "agent/_recipients.html", recipients_context, subscribe, "Subscribed.")
 
 
 @bp.post("/tickets/<number>/subscribers/<int:user_id>/delete")

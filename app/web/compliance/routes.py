@@ -1,9 +1,10 @@
 """Compliance screens: the audit log, vault links and their revocation, the download audit.
 
 Every action is a plain form POST that works without JavaScript (flash, then 303 back to
-the page it came from); htmx swaps single rows in place. Bulk revocations are plain
-(non-boosted) forms on purpose: they are rare and final, and a full page shows their
-validation errors where htmx 2 would not swap a 422 answer.
+the page it came from); htmx swaps single rows in place, a refused row action coming back
+as the row with its error (422). Bulk revocations are plain (non-boosted) forms on
+purpose: they are rare and final, and their refusals re-render the whole page with the
+form's errors and what was typed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from app.models.files import VaultLink
 from app.models.people import Contact
 from app.models.types import utcnow
 from app.pagination import paginate
+from app.params import page_number
 from app.tickets.lookup import ticket_by_number
 from app.web.compliance import bp
 from app.web.compliance.forms import (
@@ -75,7 +77,7 @@ def _actor() -> Actor:
 
 
 def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+    return page_number(request.args.get("page"))
 
 
 def _blank(form_class: type[F], **data: Any) -> F:

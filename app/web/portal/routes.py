@@ -26,6 +26,7 @@ from app.files.store import human_size
 from app.files.uploads import vault_upload
 from app.htmx import render, wants_fragment
 from app.models.tickets import Category, Priority, Ticket
+from app.params import id_or_none, page_number
 from app.tickets import portal
 from app.tickets.customer_writes import reply_reopens
 from app.tickets.inbox import mark_read
@@ -44,8 +45,7 @@ def login() -> Response | str | tuple[str, int]:
 
 
 def _page_number() -> int:
-    value = request.args.get("page", "1")
-    return int(value) if value.isdigit() else 1
+    return page_number(request.args.get("page"))
 
 
 @bp.get("/")
@@ -83,9 +83,10 @@ def _new_ticket_form(data: MultiDict[str, str] | None = None) -> NewTicketForm:
 
 
 def _category(value: str | None) -> Category | None:
-    if not value or not value.isdigit():
+    category_id = id_or_none(value)
+    if category_id is None:
         return None
-    category = db.session.get(Category, int(value))
+    category = db.session.get(Category, category_id)
     return category if category is not None and category.active else None
 
 
