@@ -7,6 +7,9 @@ tickets, entries, read marks and files are all reached through an index from the
 customer, the ticket number or the ticket id. A query that groups every entry of the desk
 (the old unread flag) shows up as ``SCAN stream_entry`` whatever the data.
 
+The ticket page and the poll must also run the same number of statements for a long
+conversation as for a short one: no query per entry.
+
 An empty test database has no ``ANALYZE`` statistics, like a freshly installed desk: the
 planner decides by the schema alone, so the plans are the same on every run.
 """
@@ -191,3 +194,23 @@ def test_unread_follows_the_customers_own_read_marks_on_every_page(
         mark_read(ticket, db.session.get(User, agent.id))
         db.session.commit()
     assert client.get("/portal/?state=all").get_data(as_text=True).count("New reply") == 1
+
+
+def test_ticket_page_and_poll_queries_do_not_grow_with_the_conversation(
+    app: Any, client: Any, desk: Any
+) -> None:
+    """Entries, their files and authors come in a fixed number of queries, also once the
+    read mark is committed (a commit expires what the page still has to render)."""
+    short, long = desk["mine"]
+    for n in range(10):
+        _desk_answers(app, desk["agent"], long, f"Answer {n}")
+
+    def statements_for(number: str) -> list[int]:
+        counts = []
+        for url in (f"/portal/tickets/{number}", f"/portal/tickets/{number}/messages"):
+            with recorded(app) as statements:
+                assert client.get(url, headers=HX).status_code == 200
+            counts.append(len(statements))
+        return counts
+
+    assert statements_for(long) == statements_for(short)
