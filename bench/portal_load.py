@@ -768,6 +768,14 @@ def show(values: dict[str, object]) -> None:
         print(f"{name}={shown}", flush=True)
 
 
+def write_samples(path: Path, record: Record, began: float) -> None:
+    """One line per request, for looking at stalls over time."""
+    with path.open("w") as out:
+        out.write("t_s,ms,action,ok\n")
+        for s in sorted(record.samples, key=lambda s: s.began):
+            out.write(f"{s.began - began:.3f},{s.ms:.1f},{s.action},{int(s.ok)}\n")
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -805,6 +813,7 @@ def main() -> None:
     parser.add_argument("--burst-seconds", type=float, default=10)
     parser.add_argument("--analyze", action="store_true", help="run ANALYZE before serving")
     parser.add_argument("--rebuild", action="store_true", help="refill the cached desk")
+    parser.add_argument("--samples", type=Path, help="write every request as CSV here")
     parser.add_argument(
         "--cache",
         type=Path,
@@ -870,6 +879,8 @@ def main() -> None:
                 show({"max_req_per_s": best[0], "max_req_per_s_clients": best[1]})
                 elapsed = time.monotonic() - began
                 server_cpu = process_cpu_seconds(server.pid) - server_began
+            if args.samples:
+                write_samples(args.samples, record, began)
             stored = stored_replies(database)
             posted = set(record.replies)
             usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, ScalarSelect, false, func, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from app import audit
 from app.actor import Actor
@@ -201,7 +201,7 @@ def public_entries(ticket: Ticket) -> list[StreamEntry]:
                 StreamEntry.visibility == Visibility.EXTERNAL.value,
                 StreamEntry.kind.in_(CONVERSATION_KINDS),
             )
-            .options(selectinload(StreamEntry.attachments), joinedload(StreamEntry.author))
+            .options(selectinload(StreamEntry.attachments))
             .order_by(StreamEntry.created_at, StreamEntry.id)
         )
     )
