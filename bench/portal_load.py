@@ -11,12 +11,14 @@ command changes), on a private Redis and a temporary SQLite file, and talks HTTP
 
 The desk: ``--tickets`` tickets and ``--entries`` stream entries, most of them bulk
 inserted for other customers (thousands of contacts, some with portal logins), plus the N
-benchmark customers, created through the domain functions (portal tickets, staff
-messages, status changes, read marks) so their rows look like real ones. Some of them see
-their whole account's tickets. The filled file is migrated with ``flask_migrate.upgrade``
-and cached in the system's temporary folder, keyed by the sizes and the schema revision;
-every run works on a fresh copy. No ``ANALYZE``: the app never runs it, so neither does
-the bench (``--analyze`` to compare).
+benchmark customers (at least 200, so runs with fewer share the desk), created through the
+domain functions (portal tickets, staff messages, status changes, read marks) so their
+rows look like real ones, then moved back in time among the others. Every tenth sees their
+whole account's tickets. The file is migrated with ``flask_migrate.upgrade`` and cached in
+the system's temporary folder, keyed by the sizes; a cached file is upgraded in place to
+the current schema (so a new migration runs on a full desk) and every run works on a
+fresh copy. No ``ANALYZE``: the app never runs it, so neither does the bench
+(``--analyze`` to compare).
 
 The load: each customer signs in once through the real form (CSRF, cookies), then
 repeats list, open a ticket, poll its ``/messages`` with ``If-None-Match``, with a reply
