@@ -174,10 +174,11 @@ def _etag(ticket: Ticket) -> str:
 def ticket(number: str) -> Response:
     """The conversation, oldest first; opening it marks the desk's replies read."""
     t = portal.ticket_for(current_user, number)
-    context = _ticket_context(t)
+    # Rendered before the commit, which expires every loaded row: afterwards each entry,
+    # its files and its author would be fetched again, one query each.
+    response = make_response(render_template(TICKET, **_ticket_context(t)))
     mark_read(t, current_user)
     db.session.commit()
-    response = make_response(render_template(TICKET, **context))
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -190,10 +191,9 @@ def messages(number: str) -> Response:
     if request.if_none_match.contains(etag):
         response = make_response("", 304)
     else:
-        context = _ticket_context(t)
+        response = render(TICKET, "messages", **_ticket_context(t))  # before the commit
         mark_read(t, current_user)
         db.session.commit()
-        response = render(TICKET, "messages", **context)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
     response.vary.add("HX-Request")
