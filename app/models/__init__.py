@@ -1,7 +1,23 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
 from app.models.audit import AuditLog, AuditLogIsAppendOnly
-from app.models.files import DownloadEvent, DownloadOutcome, VaultFile, VaultLink, VaultLinkState
+from app.models.files import (
+    DownloadEvent,
+    DownloadOutcome,
+    FileKind,
+    VaultFile,
+    VaultLink,
+    VaultLinkState,
+)
+from app.models.inbound import (
+    AfterImport,
+    InboundMail,
+    MailDecision,
+    Mailbox,
+    MailOutcome,
+    MailSecurity,
+    MailSource,
+)
 from app.models.mail import OutboxMessage, OutboxStatus, ReplyTemplate, SenderIdentity
 from app.models.people import (
     STAFF_ROLES,
@@ -35,6 +51,14 @@ from app.models.tickets import (
 )
 
 __all__ = [
+    "AfterImport",
+    "FileKind",
+    "InboundMail",
+    "MailDecision",
+    "MailOutcome",
+    "MailSecurity",
+    "MailSource",
+    "Mailbox",
     "STAFF_ROLES",
     "Account",
     "AuditLog",

@@ -35,10 +35,17 @@ def new_public_id() -> str:
     return secrets.token_hex(16)
 
 
+class FileKind(enum.StrEnum):
+    ATTACHMENT = "attachment"  # sent or uploaded as a file
+    INLINE = "inline"  # an image inside a mail's HTML (``cid:``), shown in place
+    MAIL_ORIGINAL = "mail_original"  # a received message as it arrived; agents only
+
+
 class VaultFile(db.Model):
     """One stored file. ``public_id`` is what URLs carry; the integer id never leaves."""
 
     __tablename__ = "vault_file"
+    __table_args__ = (enum_check("kind", FileKind, "kind_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
@@ -48,6 +55,9 @@ class VaultFile(db.Model):
     size: Mapped[int] = mapped_column(BigInteger)
     mime_type: Mapped[str] = mapped_column(String(127))  # sniffed from the bytes
     sha256: Mapped[str] = mapped_column(String(64))
+    # The portal, mail links and the download audit only ever offer attachments; inline
+    # images are served in place, and a mail original only to agents ("show original").
+    kind: Mapped[str] = mapped_column(String(14), default=FileKind.ATTACHMENT.value)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     uploaded_by_label: Mapped[str] = mapped_column(String(254))
     ticket_id: Mapped[int | None] = mapped_column(

@@ -154,6 +154,12 @@ class Contact(db.Model):
     phone: Mapped[str | None] = mapped_column(String(50))
     # An account manager on the customer side sees every ticket of their account in the portal.
     sees_account_tickets: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False for a contact the desk made up from an unknown mail sender: anyone can put any
+    # address in From, so agents see that nobody has vouched for it yet.
+    verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when a delivery status notification said mail to this address failed.
+    mail_bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mail_bounce_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     account: Mapped[Account | None] = relationship(back_populates="contacts")
