@@ -12,8 +12,8 @@ from app.models.files import (
 from app.models.inbound import (
     AfterImport,
     InboundMail,
-    MailDecision,
     Mailbox,
+    MailDecision,
     MailOutcome,
     MailSecurity,
     MailSource,
