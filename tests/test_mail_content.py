@@ -24,6 +24,7 @@ from app.mail.content import (
     remote_image_urls,
     render_mail_html,
     sanitise_mail_html,
+    sanitise_stored_mail_html,
     split_quoted,
 )
 
@@ -106,6 +107,8 @@ def test_the_payload_sets_are_there() -> None:
 def test_no_dangerous_construct_survives_the_sanitiser(name: str, payload: str) -> None:
     stored = sanitise_mail_html(payload, {"a@b": "PUB"})
     assert _problems(stored) == []
+    # Storing sanitises again (tickets.stream): that must keep the stored form as it is.
+    assert sanitise_stored_mail_html(stored) == stored
     for remote in (False, True):
         shown = render_mail_html(
             stored,

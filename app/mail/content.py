@@ -335,8 +335,17 @@ def sanitise_mail_html(html: str, inline: Mapping[str, str]) -> str:
     image stored at ingest. See the module docstring for what is kept and why.
     """
     first = _nh3_first(html or "")
-    marked = _Marker(inline).result(first)
-    return _nh3_final(marked, {"img": {INLINE_ATTR, REMOTE_ATTR}}, _final_filter).strip()
+    return sanitise_stored_mail_html(_Marker(inline).result(first))
+
+
+def sanitise_stored_mail_html(html: str) -> str:
+    """The stored form's allowlist alone: idempotent on ``sanitise_mail_html``'s output.
+
+    For code that stores a body already made by ``sanitise_mail_html`` and sanitises
+    whatever it stores (``tickets.stream.entry_row``): a general-purpose pass would strip
+    the image markers, and a general allowlist would keep remote ``src`` attributes.
+    """
+    return _nh3_final(html or "", {"img": {INLINE_ATTR, REMOTE_ATTR}}, _final_filter).strip()
 
 
 def has_remote_images(body_html: str | None) -> bool:
