@@ -135,6 +135,7 @@ def world(app: Flask, make_user: Any) -> World:
             "token": vault_links.token_for(link),
             "grant": "x",
             "task_id": str(task.id),
+            "entry_id": str(ticket.entries[0].id),
             "recipient_id": str(recipient.id),
             "user_id": str(agent.id),
             "contact_id": str(contact.id),
