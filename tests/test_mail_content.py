@@ -118,6 +118,12 @@ def test_no_dangerous_construct_survives_the_sanitiser(name: str, payload: str) 
         )
         allowed = re.compile(r"/agent/files/inline/\w+" + (r"|https?:.*" if remote else ""))
         assert _problems(shown, allowed_src=allowed) == []
+        # A row stored unsanitised (before a fix, by hand) is shown just as safely.
+        raw_shown = render_mail_html(
+            payload, inline_url=lambda _: None, remote_allowed=remote, quoted_summary="q"
+        )
+        assert _problems(raw_shown, allowed_src=re.compile(r"https?:.*" if remote else "")) == []
+    remote_image_urls(payload)  # malformed markup never breaks the page that asks
 
 
 def test_the_checker_sees_what_it_must() -> None:

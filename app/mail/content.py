@@ -356,7 +356,7 @@ def has_remote_images(body_html: str | None) -> bool:
 def remote_image_urls(body_html: str | None) -> list[str]:
     """The remote image URLs of a stored body, for the page's Content-Security-Policy."""
     collector = _RemoteCollector()
-    collector.result(body_html or "")
+    collector.result(sanitise_stored_mail_html(body_html or ""))  # well-formed for the parser
     return collector.urls
 
 
@@ -473,7 +473,10 @@ def render_mail_html(
     ``inline_url`` maps an inline image's public id to the URL this viewer may load it from,
     or None when it is not theirs to see. The result is sanitised again before it is shown.
     """
-    resolved = _Display(inline_url, remote_allowed, quoted_summary).result(body_html or "")
+    # The stored allowlist first: the rewriter then only ever reads nh3's well-formed output,
+    # also for a row that was stored unsanitised.
+    stored = sanitise_stored_mail_html(body_html or "")
+    resolved = _Display(inline_url, remote_allowed, quoted_summary).result(stored)
     return nh3.clean(
         resolved,
         tags=_TAGS,
