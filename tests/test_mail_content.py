@@ -15,6 +15,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.mail.content import (
     INLINE_ATTR,
@@ -172,6 +174,16 @@ def test_images_become_markers_never_active_sources() -> None:
     assert remote_image_urls(out) == ["https://t.example/pixel.gif"]
 
 
+def test_a_mail_cannot_forge_the_desks_markers() -> None:
+    """Markers come only from the sanitiser: a sender's own data-vd-* attributes are dropped."""
+    out = sanitise_mail_html(
+        '<img data-vd-inline="OTHER-TICKETS-FILE" alt="a">'
+        '<p data-vd-quote="1">new text</p><img src="cid:x@y" data-vd-remote="https://t.example/">',
+        {},
+    )
+    assert out == "<p>new text</p>"  # an image with no source of ours is no image
+
+
 def test_display_resolves_inline_and_remote_only_when_asked() -> None:
     stored = sanitise_mail_html(
         '<p>x</p><img src="cid:a@b"><img src="cid:c@d"><img src="http://t.example:8080/p.gif">',
@@ -282,3 +294,28 @@ def test_plain_text_history_and_signature_fold(text: str, new: str, quoted_start
 )
 def test_plain_text_that_is_all_new_stays_whole(text: str) -> None:
     assert split_quoted(text) == (text, "")
+
+
+# Fragments attackers and broken mailers combine; hypothesis mixes them with noise.
+_PIECES = [
+    "<", ">", "/", "=", '"', "'", "`", " ", "\n", "\x00", "&#x6A;", "&lt;", "<!--", "-->",
+    "<![CDATA[", "]]>", "<!", "<?", "<script>", "</script>", "<img", " src=", "cid:a@b",
+    "javascript:", "java\tscript:", "data:text/html,", "https://t.example/x.gif", " onerror=",
+    " style=", "url(", "expression(", "@import", "\\", "<a href=", "<svg", "<math", "<style>",
+    "</style>", "<blockquote>", "</blockquote>", '<div class="gmail_quote">', "</div>",
+    '<div id="divRplyFwdMsg">', "<table>", "<td background=", "<form>", "<iframe srcdoc=",
+    "<details open ontoggle=", "<noscript>", "<xmp>", "<plaintext>", "<template>", "alert(1)",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=8)), max_size=40))
+def test_mangled_html_never_escapes_the_allowlist(pieces: list[str]) -> None:
+    html = "".join(pieces)
+    stored = sanitise_mail_html(html, {"a@b": "PUB"})
+    assert _problems(stored) == []
+    assert sanitise_stored_mail_html(stored) == stored
+    shown = render_mail_html(
+        html, inline_url=lambda _: "/i/x", remote_allowed=True, quoted_summary="q"
+    )
+    assert _problems(shown, allowed_src=re.compile(r"/i/x|https?:.*")) == []
