@@ -25,6 +25,7 @@ from app.files.store import store_upload
 from app.mail.content import sanitise_mail_html
 from app.models import Role
 from app.models.files import FileKind
+from app.models.people import Contact
 from app.models.tickets import EntryKind
 from app.tickets.stream import add_entry
 from tests import factories
@@ -58,14 +59,17 @@ def sign_in(page: Any, live_server: str, person: Any) -> None:
     page.wait_for_url(live_server + "/agent/")
 
 
-def mail_ticket(app: Any, bodies: list[str], *, sanitise: bool) -> str:
+def mail_ticket(
+    app: Any, bodies: list[str], *, sanitise: bool, contact_id: int | None = None
+) -> str:
     """A ticket whose stream holds one received mail per body; returns its number.
 
     ``sanitise=False`` stores the payload as it came, as a row written before a sanitiser
     fix (or by hand) would be: the display must still run nothing.
     """
     with app.app_context():
-        ticket = factories.ticket("Payloads")
+        contact = db.session.get(Contact, contact_id) if contact_id else factories.contact()
+        ticket = factories.ticket("Payloads", contact=contact)
         actor = Actor.customer(name="Mallory", email=ticket.contact.email)
         for body in bodies:
             entry = add_entry(ticket, EntryKind.MAIL_IN, actor, body_text="payload")
@@ -111,6 +115,41 @@ def test_no_payload_runs_in_the_agents_stream(
     assert page.evaluate("() => { alert('probe'); return window.__pwned.pop(); }") == "alert:probe"
     # Every payload is on the page (plus the ticket's first message): none broke the stream.
     assert page.locator(".entry-mail_in").count() == len(bodies) + 1
+    context.close()
+
+
+def test_no_payload_runs_in_the_customers_conversation(
+    app: Any, browser: Any, live_server: str, make_user: Any
+) -> None:
+    customer = make_user(Role.CUSTOMER)
+    bodies = payloads()
+    number = mail_ticket(app, bodies, sanitise=True, contact_id=customer.contact_id)
+    context = browser.new_context()
+    context.add_init_script(HOOK)
+    dialogs: list[str] = []
+    page = context.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(live_server + "/portal/login")
+    page.get_by_label("Email address").fill(customer.email)
+    page.get_by_label("Password").fill(customer.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/portal/")
+    page.goto(f"{live_server}/portal/tickets/{number}")
+    page.wait_for_load_state("load")
+    page.evaluate(
+        """() => {
+          for (const d of document.querySelectorAll('.chat details')) d.open = true;
+          for (const el of document.querySelectorAll('.chat .bubble-body *')) {
+            for (const type of ['mouseover', 'mouseenter', 'focus']) {
+              el.dispatchEvent(new Event(type, {bubbles: true}));
+            }
+          }
+        }"""
+    )
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => window.__pwned") == []
+    assert dialogs == []
+    assert page.locator(".chat .bubble").count() == len(bodies) + 1
     context.close()
 
 

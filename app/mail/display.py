@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app import audit
@@ -60,7 +61,7 @@ def has_remote_images(entry: StreamEntry) -> bool:
 def show_remote_images(entry: StreamEntry, actor: Actor) -> None:
     """Let this entry's remote images load from now on, for every agent; audited."""
     if not is_mail(entry) or not has_remote_images(entry):
-        raise InvalidInput("This message has no remote images.")
+        raise InvalidInput(_("This message has no remote images."))
     if remote_images_shown(entry):
         return
     entry.data = {**(entry.data or {}), SHOWN_KEY: True}  # a new dict: JSON change tracking
@@ -133,7 +134,7 @@ def inline_image(ticket: Ticket, public_id: str, *, public_only: bool) -> VaultF
         query = query.where(StreamEntry.visibility == Visibility.EXTERNAL.value)
     file = db.session.scalar(query)
     if file is None:
-        raise NotFound("There is no such image on this ticket.")
+        raise NotFound(_("There is no such image on this ticket."))
     return file
 
 
@@ -146,7 +147,7 @@ def mail_entry(ticket: Ticket, entry_id: int) -> StreamEntry:
         )
     )
     if entry is None:
-        raise NotFound("There is no such mail on this ticket.")
+        raise NotFound(_("There is no such mail on this ticket."))
     return entry
 
 
@@ -164,7 +165,7 @@ def original_of(entry: StreamEntry) -> VaultFile:
         .limit(1)
     )
     if file is None:
-        raise NotFound("The original of this message is not kept.")
+        raise NotFound(_("The original of this message is not kept."))
     return file
 
 
