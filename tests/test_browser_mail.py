@@ -237,7 +237,9 @@ def test_remote_images_load_only_after_the_agent_asks(
     second = browser.new_context()
     page2 = second.new_page()
     sign_in(page2, live_server, other)
-    page2.goto(f"{live_server}/agent/tickets/{number}")
+    # Through the inbox, as agents do: a boosted click, which must still get the page's policy.
+    page2.get_by_role("link", name="Newsletter-ish").click()
+    page2.wait_for_url(f"{live_server}/agent/tickets/{number}")
     page2.wait_for_function(
         "() => { const i = document.querySelector('img[alt=remote]');"
         " return i && i.complete && i.naturalWidth === 4; }"

@@ -150,6 +150,11 @@ def test_agent_sees_the_mail_with_inline_image_and_remote_images_blocked(
     assert "img.example" not in page  # not even as an attribute a script could read
     assert "Show remote images" in page
     assert re.search(r"img-src 'self' data:;", response.headers["Content-Security-Policy"])
+    # Without remote images asked for, boosted navigation stays boosted.
+    boosted = client.get(
+        f"/agent/tickets/{mail.number}", headers={"HX-Request": "true", "HX-Boosted": "true"}
+    )
+    assert boosted.status_code == 200 and "HX-Redirect" not in boosted.headers
     # The quoted history is there, folded.
     assert re.search(r"<details class=\"mail-quoted\"><summary>Show quoted text</summary>.*"
                      r"old text.*</details>", page, re.S)  # fmt: skip
@@ -195,6 +200,11 @@ def test_show_remote_images_is_remembered_per_entry_and_widens_the_policy(
         headers={"HX-Request": "true"},
     )
     assert hx.headers["HX-Refresh"] == "true"
+    # Boosted navigation would keep the previous page's policy: it becomes a full load.
+    boosted = client.get(
+        f"/agent/tickets/{mail.number}", headers={"HX-Request": "true", "HX-Boosted": "true"}
+    )
+    assert boosted.headers["HX-Redirect"] == f"/agent/tickets/{mail.number}"
     assert (
         "other.example"
         in client.get(f"/agent/tickets/{mail.number}").headers["Content-Security-Policy"]

@@ -143,19 +143,20 @@ def register_web(app: Flask) -> None:
         return response
 
 
-def content_security_policy(
-    *, image_origins: Sequence[str] = (), style_attributes: bool = False
-) -> str:
-    """The policy of every page; pages showing received mail widen it a little.
+def content_security_policy(*, image_origins: Sequence[str] = ()) -> str:
+    """The policy of every page; a ticket page may admit a few more image hosts.
 
-    ``image_origins`` are the origins of remote images an agent asked to see (see
-    ``app.mail.display``): nothing else remote ever loads. ``style_attributes`` lets the
-    sanitised ``style`` attributes of mail apply (they are filtered to properties that
-    load nothing; scripts and style elements stay forbidden).
+    ``image_origins`` are the origins of remote images an agent asked to see on that ticket
+    (see ``app.mail.display``): nothing else remote ever loads. ``style`` attributes are
+    allowed everywhere (``style-src-attr``) because received mail keeps its sanitised inline
+    styles, which are filtered to properties that load nothing, and htmx's boosted
+    navigation keeps the first page's policy for the pages it swaps in: a policy that only
+    ticket pages had would apply or not depending on how the agent got there. Scripts,
+    style elements and style sheets from elsewhere stay forbidden.
     """
     images = " ".join(["'self'", "data:", *image_origins])
-    styles = "style-src 'self'; " + ("style-src-attr 'unsafe-inline'; " if style_attributes else "")
     return (
-        f"default-src 'self'; img-src {images}; {styles}"
+        f"default-src 'self'; img-src {images}; style-src 'self'; "
+        "style-src-attr 'unsafe-inline'; "
         "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
     )

@@ -17,7 +17,7 @@ from app.files.names import content_disposition
 from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.files.uploads import vault_upload
-from app.htmx import go_to, is_htmx, render, wants_fragment
+from app.htmx import go_to, is_boosted, is_htmx, render, wants_fragment
 from app.i18n import parse_local_datetime
 from app.mail import display as mail_display
 from app.models.files import DownloadOutcome
@@ -95,12 +95,20 @@ def _page_context(t: Ticket) -> dict[str, object]:
 
 @bp.get("/tickets/<number>")
 def ticket(number: str) -> Response:
+    """The ticket page; its policy admits the remote images agents asked for on it.
+
+    A boosted navigation keeps the policy of the page it came from, so when this ticket
+    needs image hosts of its own, a boosted request is sent on to a full page load.
+    """
     context = _page_context(ticket_page(number))
-    response = render("agent/ticket.html", **context)
     mail = cast(MailView, context["mail"])
-    response.headers["Content-Security-Policy"] = content_security_policy(
-        image_origins=mail.image_origins, style_attributes=True
-    )
+    if mail.image_origins and is_boosted():
+        return go_to(url_for("agent.ticket", number=cast(Ticket, context["ticket"]).number))
+    response = render("agent/ticket.html", **context)
+    if mail.image_origins:
+        response.headers["Content-Security-Policy"] = content_security_policy(
+            image_origins=mail.image_origins
+        )
     return response
 
 

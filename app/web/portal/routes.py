@@ -31,7 +31,6 @@ from app.params import id_or_none, page_number
 from app.tickets import portal
 from app.tickets.customer_writes import reply_reopens
 from app.tickets.inbox import mark_read
-from app.web import content_security_policy
 from app.web.auth.limits import sign_in_limits
 from app.web.auth.routes import sign_in_page
 from app.web.mail_view import MailView
@@ -182,7 +181,6 @@ def ticket(number: str) -> Response:
     # Rendered before the commit, which expires every loaded row: afterwards each entry,
     # its files and its author would be fetched again, one query each.
     response = make_response(render_template(TICKET, **_ticket_context(t)))
-    response.headers["Content-Security-Policy"] = content_security_policy(style_attributes=True)
     mark_read(t, current_user)
     db.session.commit()
     response.headers["Cache-Control"] = "private, no-store"
