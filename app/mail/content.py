@@ -350,7 +350,7 @@ def sanitise_stored_mail_html(html: str) -> str:
 
 def has_remote_images(body_html: str | None) -> bool:
     """Whether a stored body carries remote-image markers (for the "show" button)."""
-    return bool(body_html) and REMOTE_ATTR in (body_html or "")
+    return bool(remote_image_urls(body_html))
 
 
 def remote_image_urls(body_html: str | None) -> list[str]:
