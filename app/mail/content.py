@@ -89,6 +89,8 @@ _QUOTE_CLASSES = {"gmail_quote", "moz-cite-prefix", "yahoo_quoted", "protonmail_
 _QUOTE_IDS = {"divRplyFwdMsg", "appendonsend", "mail-editor-reference-message-container"}
 # Outlook writes the reply header and the old message as siblings after this marker.
 _FOLD_REST_IDS = {"divRplyFwdMsg", "appendonsend"}
+# Desktop Outlook (Word HTML) has no id: its reply header sits in a div with this top rule.
+_OUTLOOK_RULE = re.compile(r"border-top:\s*solid\s+#(?:E1E1E1|B5C4DF)", re.I)
 
 # -- style attributes ----------------------------------------------------------------------
 
@@ -286,7 +288,9 @@ class _Marker(_Rewriter):
             or ident in _QUOTE_IDS
             or (self.fold_rest_at and self.fold_rest_at[-1] == self.depth)
         )
-        if ident in _FOLD_REST_IDS:
+        if ident in _FOLD_REST_IDS or (
+            tag == "div" and _OUTLOOK_RULE.search(values.get("style") or "")
+        ):
             self.fold_rest_at.append(self.depth)
         if quoted:
             kept.append((QUOTE_ATTR, "1"))
