@@ -89,7 +89,7 @@ def _page_context(t: Ticket) -> dict[str, object]:
             .order_by(SenderIdentity.is_default.desc(), SenderIdentity.name)
         ).all(),
         "unread": is_unread(t, current_user),
-        "mail": MailView(t, "agent", t.entries),
+        "mail_in": MailView(t, "agent", t.entries),
     }
 
 
@@ -101,7 +101,7 @@ def ticket(number: str) -> Response:
     needs image hosts of its own, a boosted request is sent on to a full page load.
     """
     context = _page_context(ticket_page(number))
-    mail = cast(MailView, context["mail"])
+    mail = cast(MailView, context["mail_in"])
     if mail.image_origins and is_boosted():
         return go_to(url_for("agent.ticket", number=cast(Ticket, context["ticket"]).number))
     response = render("agent/ticket.html", **context)

@@ -154,7 +154,7 @@ def _ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
     return {
         "ticket": ticket,
         "entries": entries,
-        "mail": MailView(ticket, "portal", entries),
+        "mail_in": MailView(ticket, "portal", entries),
         "status_words": portal.status_words,
         "from_customer": portal.is_from_customer,
         "human_size": human_size,
