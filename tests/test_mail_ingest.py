@@ -529,3 +529,33 @@ def test_staff_mail_reaching_us_by_bcc_is_filed_not_sent(desk: Mailbox) -> None:
     )
     assert filed.outcome is MailOutcome.APPENDED and "bcc" in (filed.reason or "")
     assert db.session.execute(select(func.count(OutboxMessage.id))).scalar_one() == 0
+
+
+def test_html_mail_is_stored_sanitised_with_inline_images_from_the_vault(desk: Mailbox) -> None:
+    msg = EmailMessage()
+    msg["From"] = "ann@customer.test"
+    msg["To"] = SUPPORT
+    msg["Subject"] = "Screenshot"
+    msg["Message-ID"] = make_msgid()
+    msg.set_content("See the screenshot.")
+    msg.add_alternative(
+        '<p onclick="steal()">See <img src="cid:shot@ann"> and '
+        '<img src="https://tracker.example/pixel.gif"></p><script>alert(1)</script>'
+        '<a href="javascript:alert(2)">x</a>',
+        subtype="html",
+    )
+    msg.get_payload()[1].add_related(
+        b"\x89PNG\r\n\x1a\nfake", maintype="image", subtype="png", cid="<shot@ann>"
+    )
+    filed = file_message(msg.as_bytes(), source=MailSource.PIPE, mailbox=desk)
+    assert filed.outcome is MailOutcome.CREATED and filed.attachments == []
+    (entry,) = entries(ticket_of(filed.ticket_number))
+    (image,) = entry.attachments
+    assert image.kind == FileKind.INLINE.value
+    assert entry.data["inline"] == {"shot@ann": image.public_id}
+    assert entry.data["remote_images"] is True
+    html = entry.body_html or ""
+    assert f'data-vd-inline="{image.public_id}"' in html
+    for bad in ("<script", "onclick", "javascript:", 'tracker.example/pixel.gif"'):
+        assert bad not in html
+    assert entry.body_text.strip() == "See the screenshot."

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -63,7 +62,9 @@ from app.actor import Actor
 from app.extensions import db
 from app.files.store import store_upload
 from app.mail import threading
+from app.mail.content import has_remote_images, sanitise_mail_html
 from app.mail.parsing import MailUnreadable, ParsedMail, parse_message
+from app.mail.robots import Robot, RobotKind, detect_robot
 from app.models.files import FileKind, VaultFile
 from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
 from app.models.mail import SenderIdentity
@@ -72,7 +73,6 @@ from app.models.tickets import Channel, EntryKind, RecipientKind, StreamEntry, T
 from app.models.types import utcnow
 
 NO_SUBJECT = "(no subject)"
-_REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -350,16 +350,8 @@ def addressed_as(parsed: ParsedMail, own: frozenset[str]) -> str:
     return "bcc"
 
 
-def _detect_robot(parsed: ParsedMail, own: frozenset[str]) -> Any:
-    from app.mail.robots import detect_robot
-
+def _detect_robot(parsed: ParsedMail, own: frozenset[str]) -> Robot | None:
     return detect_robot(parsed.message, own)
-
-
-def _sanitise(html: str, inline: dict[str, str]) -> str:
-    from app.mail.content import sanitise_mail_html
-
-    return sanitise_mail_html(html, inline)
 
 
 def find_contact(address: str) -> Contact | None:
@@ -382,7 +374,7 @@ def contact_for(parsed: ParsedMail) -> Contact:
     return contact
 
 
-def entry_data(parsed: ParsedMail, inline: dict[str, str]) -> dict[str, Any]:
+def entry_data(parsed: ParsedMail, parts: StoredParts) -> dict[str, Any]:
     """The stream entry's ``data`` (storage convention shared with the content branch)."""
     return {
         "from": parsed.from_address,
@@ -390,15 +382,18 @@ def entry_data(parsed: ParsedMail, inline: dict[str, str]) -> dict[str, Any]:
         "cc": parsed.cc,
         "message_id": parsed.message_id,
         "subject": parsed.subject,
-        "inline": inline,
-        "remote_images": bool(parsed.html and _REMOTE_IMG.search(parsed.html)),
+        "inline": parts.inline,
+        "remote_images": has_remote_images(parts.html),
     }
 
 
 @dataclass
 class StoredParts:
+    """The message's files in the vault and its HTML, sanitised against them."""
+
     files: list[VaultFile]
     inline: dict[str, str]  # content-id -> public_id
+    html: str | None  # sanitise_mail_html's output: what StreamEntry.body_html stores
 
     @property
     def names(self) -> list[str]:
@@ -422,7 +417,8 @@ def store_parts(parsed: ParsedMail, actor: Actor) -> StoredParts:
         files.append(stored)
         if part.inline and part.content_id:
             inline[part.content_id] = stored.public_id
-    return StoredParts(files, inline)
+    html = sanitise_mail_html(parsed.html, inline) if parsed.html else None
+    return StoredParts(files, inline, html)
 
 
 def body_text(parsed: ParsedMail, parts: StoredParts | None = None) -> str:
@@ -434,9 +430,7 @@ def body_text(parsed: ParsedMail, parts: StoredParts | None = None) -> str:
 
 
 def _set_entry(entry_id: int, parsed: ParsedMail, parts: StoredParts) -> None:
-    values: dict[str, Any] = {"data": entry_data(parsed, parts.inline)}
-    if parsed.html:
-        values["body_html"] = _sanitise(parsed.html, parts.inline)
+    values: dict[str, Any] = {"data": entry_data(parsed, parts), "body_html": parts.html}
     db.session.execute(
         update(StreamEntry)
         .where(StreamEntry.id == entry_id)
@@ -474,7 +468,7 @@ def route(parsed: ParsedMail, context: Context, inbound_id: int) -> _Result:
     return file_customer(parsed, thread.ticket, context)
 
 
-def _robot_details(robot: Any) -> dict[str, Any]:
+def _robot_details(robot: Robot) -> dict[str, Any]:
     details: dict[str, Any] = {"kind": str(robot.kind), "reason": robot.reason}
     if robot.bounce is not None:
         b = robot.bounce
@@ -488,9 +482,7 @@ def _robot_details(robot: Any) -> dict[str, Any]:
     return details
 
 
-def _file_robot(parsed: ParsedMail, robot: Any, thread: threading.Threading) -> _Result:
-    from app.mail.robots import RobotKind
-
+def _file_robot(parsed: ParsedMail, robot: Robot, thread: threading.Threading) -> _Result:
     kind = RobotKind(robot.kind)
     details = {"robot": _robot_details(robot)}
     ticket = thread.ticket
@@ -520,12 +512,11 @@ def _file_robot(parsed: ParsedMail, robot: Any, thread: threading.Threading) -> 
         actor,
         body_text=body_text(parsed, parts),
         internal=True,
-        data={**entry_data(parsed, parts.inline), "robot": details["robot"]},
+        data={**entry_data(parsed, parts), "robot": details["robot"]},
     )
     db.session.flush()
     parts.attach(ticket, entry.id)
-    if parsed.html:
-        entry.body_html = _sanitise(parsed.html, parts.inline)
+    entry.body_html = parts.html
     return _Result(
         MailOutcome.APPENDED,
         robot.reason,
@@ -600,13 +591,12 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
             Channel.MAIL,
             body_text=text,
             contact=None if how == "bcc" else contact,
-            data=entry_data(parsed, parts.inline),
+            data=entry_data(parsed, parts),
         )
         target, created = written.ticket, written.new_ticket
         db.session.flush()
         entry_id = written.entry.id
-        if parsed.html:
-            written.entry.body_html = _sanitise(parsed.html, parts.inline)
+        written.entry.body_html = parts.html
     else:
         target = create_ticket(
             Channel.MAIL,
