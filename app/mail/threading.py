@@ -29,6 +29,7 @@ Nothing here writes; ``ingest`` acts on the ``Threading`` it gets back.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,17 @@ _PREFIX = re.compile(
     r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
     re.IGNORECASE,
 )
+
+
+MAX_KEY = 300  # InboundMail.dedupe_key
+
+
+def key_for_message_id(message_id: str) -> str:
+    """The dedupe key of a Message-ID: ingest stores it, ``ticket_by_headers`` looks it up."""
+    key = f"mid:{message_id}"
+    if len(key) > MAX_KEY:
+        key = "midh:" + hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()
+    return key
 
 
 def _number_pattern() -> re.Pattern[str]:
@@ -115,15 +127,16 @@ def ticket_by_headers(ids: Sequence[str]) -> Ticket | None:
     if not ids:
         return None
     rank = {mid: i for i, mid in enumerate(ids)}
+    key_rank = {key_for_message_id(mid): i for i, mid in enumerate(ids)}
     found: list[tuple[int, int]] = []
     rows = db.session.execute(
         select(InboundMail.dedupe_key, InboundMail.ticket_id).where(
-            InboundMail.dedupe_key.in_([f"mid:{m}" for m in ids]),
+            InboundMail.dedupe_key.in_(list(key_rank)),
             InboundMail.ticket_id.is_not(None),
         )
     )
     for key, ticket_id in rows:
-        found.append((rank[key[4:]], ticket_id))
+        found.append((key_rank[key], ticket_id))
     rows = db.session.execute(
         select(OutboxMessage.message_id, OutboxMessage.ticket_id).where(
             OutboxMessage.message_id.in_([f"<{m}>" for m in ids] + list(ids)),
