@@ -49,16 +49,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.actor import Actor
+from app.errors import InvalidInput
 from app.extensions import db
 from app.files.store import store_upload
 from app.mail import threading
@@ -141,7 +143,7 @@ class Context:
 
 
 @dataclass
-class _Result:
+class Result:
     outcome: MailOutcome
     reason: str | None = None
     ticket: Ticket | None = None
@@ -266,18 +268,30 @@ def file_one(raw: bytes, context: Context, source_ref: str | None = None) -> Fil
         enforce_limit=False,
     )
     if parsed is None:
-        result = _Result(MailOutcome.QUARANTINED, f"unreadable: {unreadable}")
+        result = Result(MailOutcome.QUARANTINED, f"unreadable: {unreadable}")
     else:
-        try:
-            with db.session.begin_nested():
-                result = route(parsed, context, inbound_id)
-        except Exception as error:
-            if database_down(error):
-                raise
-            current_app.logger.exception("mail %s could not be filed", key)
-            result = _Result(
-                MailOutcome.QUARANTINED, f"could not be filed: {type(error).__name__}: {error}"
-            )
+        result = attempt(lambda: route(parsed, context, inbound_id), key)
+    return finish(inbound_id, parsed, result, raw_file_id=original.id)
+
+
+def attempt(decide: Callable[[], Result], label: str) -> Result:
+    """Run ``decide`` in a savepoint; any failure but a lost database becomes quarantine."""
+    try:
+        with db.session.begin_nested():
+            return decide()
+    except Exception as error:
+        if database_down(error):
+            raise
+        current_app.logger.exception("mail %s could not be filed", label)
+        return Result(
+            MailOutcome.QUARANTINED, f"could not be filed: {type(error).__name__}: {error}"
+        )
+
+
+def finish(
+    inbound_id: int, parsed: ParsedMail | None, result: Result, *, raw_file_id: int | None
+) -> Filed:
+    """Record the outcome on the row, park the jobs for after the commit, say what happened."""
     details = dict(result.details)
     if parsed is not None:
         details.setdefault("to", parsed.to)
@@ -293,12 +307,16 @@ def file_one(raw: bytes, context: Context, source_ref: str | None = None) -> Fil
             robot=result.robot,
             ticket_id=result.ticket.id if result.ticket else None,
             entry_id=result.entry_id,
-            raw_file_id=original.id,
+            raw_file_id=raw_file_id,
             details=details or None,
         )
         .execution_options(synchronize_session=False)
     )
+    held = db.session.identity_map.get(db.session.identity_key(InboundMail, inbound_id))
+    if held is not None:
+        db.session.expire(held)
     _enqueue(result.jobs)
+    subject = threading.normalise_subject(parsed.subject) if parsed else ""
     return Filed(
         result.outcome,
         inbound_id,
@@ -442,12 +460,17 @@ def _set_entry(entry_id: int, parsed: ParsedMail, parts: StoredParts) -> None:
         db.session.expire(entry, ["data", "body_html"])
 
 
-def route(parsed: ParsedMail, context: Context, inbound_id: int) -> _Result:
-    """Decide and write where one parsed message goes (inside the caller's savepoint)."""
+def route(
+    parsed: ParsedMail, context: Context, inbound_id: int, *, throttle: bool = True
+) -> Result:
+    """Decide and write where one parsed message goes (inside the caller's savepoint).
+
+    ``throttle=False`` when an admin retries a held message: they have looked at it.
+    """
     sender = parsed.from_address
     staff = threading.staff_user(sender)
-    if staff is None and _throttled(sender, context, inbound_id):
-        return _Result(
+    if throttle and staff is None and _throttled(sender, context, inbound_id):
+        return Result(
             MailOutcome.QUARANTINED,
             f"throttled: more than {context.limit} mails from {sender} within an hour",
         )
@@ -456,9 +479,9 @@ def route(parsed: ParsedMail, context: Context, inbound_id: int) -> _Result:
     if robot is not None:
         return _file_robot(parsed, robot, thread)
     if sender is None:
-        return _Result(MailOutcome.QUARANTINED, "no sender address")
+        return Result(MailOutcome.QUARANTINED, "no sender address")
     if thread.suspected is not None:
-        return _Result(
+        return Result(
             MailOutcome.REVIEW,
             f"{sender} is not a participant of {thread.suspected.number}",
             details={"suspected_ticket": thread.suspected.number},
@@ -482,7 +505,7 @@ def _robot_details(robot: Robot) -> dict[str, Any]:
     return details
 
 
-def _file_robot(parsed: ParsedMail, robot: Robot, thread: threading.Threading) -> _Result:
+def _file_robot(parsed: ParsedMail, robot: Robot, thread: threading.Threading) -> Result:
     kind = RobotKind(robot.kind)
     details = {"robot": _robot_details(robot)}
     ticket = thread.ticket
@@ -501,7 +524,7 @@ def _file_robot(parsed: ParsedMail, robot: Robot, thread: threading.Threading) -
     if kind is RobotKind.OWN or ticket is None:
         if thread.suspected is not None:
             details["suspected_ticket"] = thread.suspected.number
-        return _Result(MailOutcome.IGNORED, robot.reason, robot=kind.value, details=details)
+        return Result(MailOutcome.IGNORED, robot.reason, robot=kind.value, details=details)
     from app.tickets.stream import add_entry
 
     actor = Actor.system("Mail delivery" if kind is RobotKind.BOUNCE else "Automatic reply")
@@ -517,7 +540,7 @@ def _file_robot(parsed: ParsedMail, robot: Robot, thread: threading.Threading) -
     db.session.flush()
     parts.attach(ticket, entry.id)
     entry.body_html = parts.html
-    return _Result(
+    return Result(
         MailOutcome.APPENDED,
         robot.reason,
         ticket=ticket,
@@ -541,11 +564,9 @@ def flag_bounced(addresses: Sequence[str], reason: str | None) -> None:
     )
 
 
-def _file_staff(
-    parsed: ParsedMail, staff: User, ticket: Ticket | None, context: Context
-) -> _Result:
+def _file_staff(parsed: ParsedMail, staff: User, ticket: Ticket | None, context: Context) -> Result:
     if ticket is None:
-        return _Result(MailOutcome.REVIEW, f"mail from staff member {staff.email} names no ticket")
+        return Result(MailOutcome.REVIEW, f"mail from staff member {staff.email} names no ticket")
     from app.tickets.replies import answer
     from app.tickets.stream import add_entry
 
@@ -563,7 +584,7 @@ def _file_staff(
     db.session.flush()
     parts.attach(ticket, entry.id)
     _set_entry(entry.id, parsed, parts)
-    return _Result(
+    return Result(
         MailOutcome.APPENDED,
         None if distributed else f"staff mail filed without sending (desk in {how})",
         ticket=ticket,
@@ -573,11 +594,13 @@ def _file_staff(
     )
 
 
-def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | None) -> _Result:
+def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | None) -> Result:
     """A customer's mail: onto ``ticket`` (customer-writes rule) or a new ticket."""
     from app.tickets.creation import create_ticket
     from app.tickets.customer_writes import customer_writes
 
+    if not parsed.from_address:
+        raise InvalidInput(_("The message has no sender address to file it for."))
     contact = contact_for(parsed)
     db.session.flush()
     actor = Actor.customer(contact.user, name=contact.name, email=parsed.from_address)
@@ -616,7 +639,7 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
     jobs = [("classify", target.id)]
     if created:
         jobs.append(("autoresponse", target.id))
-    return _Result(
+    return Result(
         MailOutcome.CREATED if created else MailOutcome.APPENDED,
         None,
         ticket=target,
