@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.errors import NotFound
 from app.extensions import db
+from app.mail.held import original_bytes
+from app.mail.parsing import MailUnreadable, parse_message
 from app.models.inbound import InboundMail, MailOutcome
 from app.pagination import Page, paginate
 
@@ -91,21 +93,31 @@ def review_queue(page: int, per_page: int = PER_PAGE) -> Page[InboundMail]:
 
 
 def mail_log(filters: LogFilter, page: int, per_page: int = PER_PAGE) -> Page[InboundMail]:
-    """The admin log: held, ignored and decided mail by outcome and state, newest first."""
-    outcomes = [filters.outcome] if filters.outcome else list(LOG_OUTCOMES)
-    stmt = select(InboundMail).where(InboundMail.outcome.in_([o.value for o in outcomes]))
+    """The admin log: held, ignored and decided mail by outcome and state, newest first.
+
+    A decision that filed the message gives it the filing's outcome (appended, created),
+    so "decided" means any row with a decision, whatever its outcome now.
+    """
+    outcomes = [o.value for o in ([filters.outcome] if filters.outcome else LOG_OUTCOMES)]
+    held = InboundMail.outcome.in_(outcomes)
+    decided = InboundMail.decision.is_not(None)
+    stmt = select(InboundMail)
     if filters.state is HeldState.OPEN:
-        stmt = stmt.where(InboundMail.decision.is_(None))
+        stmt = stmt.where(held, InboundMail.decision.is_(None))
     elif filters.state is HeldState.DECIDED:
-        stmt = stmt.where(InboundMail.decision.is_not(None))
+        stmt = stmt.where(decided, held) if filters.outcome else stmt.where(decided)
+    else:
+        stmt = stmt.where(held) if filters.outcome else stmt.where(or_(held, decided))
     return paginate(_newest_first(stmt), page, per_page)
 
 
 def review_mail(inbound_id: int) -> InboundMail:
-    """A message of the review queue, decided or not; anything else is absent for agents.
+    """A message held for review; anything else is absent for agents.
 
     A quarantined message's id typed into an agent's URL must not show it: to an agent it
-    does not exist (404, not 403, so ids do not tell what is in quarantine).
+    does not exist (404, not 403, so ids do not tell what is in quarantine). Once decided,
+    the pipeline gives the row the outcome of the filing (appended, created), so it has
+    left the queue too; a discarded one keeps ``review`` and shows its decision.
     """
     inbound = db.session.get(InboundMail, inbound_id)
     if inbound is None or inbound.outcome != MailOutcome.REVIEW.value:
@@ -144,11 +156,10 @@ def preview(inbound: InboundMail) -> Preview:
     """
     if inbound.raw_file_id is None:
         return Preview("", False, _("The original message is no longer stored."))
-    from app.mail.held import original_bytes
-    from app.mail.parsing import MailUnreadable, parse_message
-
     try:
         parsed = parse_message(original_bytes(inbound))
+    except NotFound as gone:
+        return Preview("", False, gone.message)
     except MailUnreadable as error:
         return Preview("", False, _("The message cannot be read: %(why)s", why=str(error)))
     text = parsed.text.strip()

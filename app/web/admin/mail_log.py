@@ -9,8 +9,6 @@ are ``app.mail.held``'s; every action is a plain form POST (flash, then 303 back
 
 from __future__ import annotations
 
-from types import ModuleType
-
 from flask import flash, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -22,19 +20,12 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.files.names import content_disposition
 from app.htmx import go_to, render
-from app.mail import held_queries
+from app.mail import held, held_queries
 from app.mail.held_queries import LOG_OUTCOMES, HeldState, LogFilter
 from app.models.inbound import InboundMail
 from app.params import page_number
 from app.tickets.lookup import ticket_by_number
 from app.web.admin import bp
-
-
-def _held() -> ModuleType:
-    """``app.mail.held`` (core's decisions), imported when a decision is made."""
-    import app.mail.held
-
-    return app.mail.held
 
 
 def _actor() -> Actor:
@@ -88,7 +79,7 @@ def mail_original(inbound_id: int) -> Response:
     inbound = held_queries.logged_mail(inbound_id)
     if inbound.raw_file_id is None:
         raise NotFound(_("The original message is no longer stored."))
-    data = _held().original_bytes(inbound)
+    data = held.original_bytes(inbound)
     audit.record(
         _actor(),
         "mail.original_downloaded",
@@ -109,7 +100,7 @@ def mail_original(inbound_id: int) -> Response:
 def mail_retry(inbound_id: int) -> Response:
     """Run the message through the pipeline again (after a fix, or once a flood is over)."""
     inbound = _open(inbound_id)
-    filed = _held().retry(inbound, _actor())
+    filed = held.retry(inbound, _actor())
     db.session.commit()
     return _done(
         _("Sent through the pipeline again: %(outcome)s.", outcome=filed.outcome), inbound_id
@@ -124,7 +115,7 @@ def mail_attach(inbound_id: int) -> Response:
     if not number:
         raise InvalidInput(_("Enter the number of the ticket to file the message on."))
     ticket = ticket_by_number(number)
-    filed = _held().file_on(inbound, ticket, _actor())
+    filed = held.file_on(inbound, ticket, _actor())
     db.session.commit()
     return _done(_("Filed on %(number)s.", number=filed.ticket_number or ticket.number), inbound_id)
 
@@ -133,7 +124,7 @@ def mail_attach(inbound_id: int) -> Response:
 def mail_new_ticket(inbound_id: int) -> Response:
     """Make a ticket of the message."""
     inbound = _open(inbound_id)
-    filed = _held().new_ticket(inbound, _actor())
+    filed = held.new_ticket(inbound, _actor())
     db.session.commit()
     return _done(
         _("New ticket %(number)s made from the message.", number=filed.ticket_number), inbound_id
@@ -147,6 +138,6 @@ def mail_discard(inbound_id: int) -> Response:
     reason = (request.form.get("reason") or "").strip()
     if not reason:
         raise InvalidInput(_("Say why the message is discarded."))
-    _held().discard(inbound, _actor(), reason[:500])
+    held.discard(inbound, _actor(), reason[:500])
     db.session.commit()
     return _done(_("Message discarded."), inbound_id)

@@ -9,8 +9,6 @@ queue); the decisions are ``app.mail.held``'s, which audit them.
 
 from __future__ import annotations
 
-from types import ModuleType
-
 from flask import flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -20,18 +18,11 @@ from app.actor import Actor
 from app.errors import Conflict, InvalidInput
 from app.extensions import db
 from app.htmx import go_to, render
-from app.mail import held_queries
+from app.mail import held, held_queries
 from app.models.inbound import InboundMail
 from app.params import page_number
 from app.tickets.lookup import ticket_by_number
 from app.web.agent import bp
-
-
-def _held() -> ModuleType:
-    """``app.mail.held`` (core's decisions), imported when a decision is made."""
-    import app.mail.held
-
-    return app.mail.held
 
 
 def _actor() -> Actor:
@@ -83,7 +74,7 @@ def mail_review_attach(inbound_id: int) -> Response:
     if not number:
         raise InvalidInput(_("Enter the number of the ticket to file the message on."))
     ticket = ticket_by_number(number)
-    filed = _held().file_on(inbound, ticket, _actor())
+    filed = held.file_on(inbound, ticket, _actor())
     db.session.commit()
     return _done(_("Filed on %(number)s.", number=filed.ticket_number or ticket.number))
 
@@ -92,7 +83,7 @@ def mail_review_attach(inbound_id: int) -> Response:
 def mail_review_new_ticket(inbound_id: int) -> Response:
     """Make a ticket of its own from the message (the sender becomes its customer)."""
     inbound = _open_review(inbound_id)
-    filed = _held().new_ticket(inbound, _actor())
+    filed = held.new_ticket(inbound, _actor())
     db.session.commit()
     return _done(_("New ticket %(number)s made from the message.", number=filed.ticket_number))
 
@@ -104,6 +95,6 @@ def mail_review_discard(inbound_id: int) -> Response:
     reason = (request.form.get("reason") or "").strip()
     if not reason:
         raise InvalidInput(_("Say why the message is discarded."))
-    _held().discard(inbound, _actor(), reason[:500])
+    held.discard(inbound, _actor(), reason[:500])
     db.session.commit()
     return _done(_("Message discarded."))
