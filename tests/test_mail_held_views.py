@@ -261,3 +261,24 @@ def test_discard_needs_a_reason(
     assert htmx.status_code == 422 and htmx.headers.get("HX-Retarget") == "#flash"
     with client.application.app_context():
         assert db.session.get(InboundMail, world["review"]).decision is None
+
+
+def test_review_queue_pages_newest_first(app: Any, client: Any, make_user: Any, login: Any) -> None:
+    start = utcnow()
+    for n in range(55):
+        held_row(
+            app,
+            MailOutcome.REVIEW,
+            f"Queued message {n:02d}",
+            received_at=start - timedelta(minutes=n),
+        )
+    login(make_user(Role.AGENT))
+    first = page(client, "/agent/mail/review")
+    assert "55 messages" in first
+    assert "Queued message 00" in first and "Queued message 49" in first
+    assert "Queued message 50" not in first
+    second = page(client, "/agent/mail/review?page=2", headers=HTMX)
+    assert second.lstrip().startswith('<div id="review-table">')
+    assert "Queued message 54" in second and "Queued message 49" not in second
+    # A page past the end shows the last page rather than an empty one or an error.
+    assert "Queued message 54" in page(client, "/agent/mail/review?page=9999999999")
