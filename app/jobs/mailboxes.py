@@ -18,7 +18,7 @@ from rq import get_current_job
 from app.extensions import db, redis_client
 from app.jobs import enqueue, job
 from app.mail.drop import sweep_drop_folder
-from app.mail.imap import POLL_LOCK_SECONDS
+from app.mail.imap import POLL_JOB_SECONDS
 from app.mail.imap import poll_mailbox as poll_domain
 from app.mail.mailboxes import due_mailboxes
 from app.models.inbound import Mailbox
@@ -26,7 +26,7 @@ from app.models.inbound import Mailbox
 QUEUED_KEY = "vaultdesk:mailbox-poll-queued:{id}"
 
 
-@job("mail", timeout=POLL_LOCK_SECONDS)
+@job("mail", timeout=POLL_JOB_SECONDS)
 def poll_mailbox(mailbox_id: int) -> dict[str, Any]:
     """Poll one mailbox now; progress (messages fetched) is in the job's meta."""
     redis = redis_client.connection

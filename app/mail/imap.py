@@ -133,7 +133,11 @@ class ImapMailbox:
             try:
                 typ, data = conn.starttls(ssl_context=tls_context(s.ca_file))
             except (OSError, imaplib.IMAP4.error) as error:
-                conn.shutdown()
+                try:
+                    conn.shutdown()
+                except OSError:
+                    pass  # the socket may be gone already after a failed handshake
+                # Never carry on in plain text: the password would cross the wire in clear.
                 raise ImapError("STARTTLS", _describe(error)) from error
             self.transcript.add("STARTTLS", _text(data))
         return conn
@@ -309,6 +313,8 @@ class ImapMailbox:
 def _describe(error: BaseException) -> str:
     if isinstance(error, socket.timeout | TimeoutError):
         return _("no answer in time")
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS: {error.verify_message or error.reason}"
     if isinstance(error, ssl.SSLError):
         return f"TLS: {error.reason or error}"
     if isinstance(error, ConnectionRefusedError):
@@ -406,7 +412,7 @@ def poll(
     if AfterImport(after_import) is AfterImport.MOVE and move_to:
         box.ensure_folder(move_to)
     validity = _uidvalidity(box)
-    for batch in box.batches(uids):
+    for batch in box.batches(uids, BATCH_MAX_COUNT, BATCH_MAX_BYTES):
         messages = box.fetch(batch)
         if on_fetched is not None:
             on_fetched(len(messages))
@@ -430,7 +436,10 @@ def _uidvalidity(box: ImapMailbox) -> str:
 
 
 POLL_LOCK = "vaultdesk:mailbox-poll:{id}"
-POLL_LOCK_SECONDS = 30 * 60
+# Renewed after every batch, so a poll holds it as long as it works, while a worker killed
+# mid-poll blocks its mailbox for at most this long.
+POLL_LOCK_SECONDS = 5 * 60
+POLL_JOB_SECONDS = 30 * 60
 
 
 @dataclass(frozen=True)
@@ -481,9 +490,15 @@ def poll_mailbox(
             )
             after_import, move_to = mailbox.after_import, mailbox.move_to
             with ImapMailbox(settings) as box:
+
+                def file_and_renew(items: list[tuple[bytes, str | None]]) -> Sequence[object]:
+                    filed = file_batch(items, source=MailSource.IMAP, mailbox=mailbox)
+                    lock.reacquire()
+                    return filed
+
                 result = poll(
                     box,
-                    lambda items: file_batch(items, source=MailSource.IMAP, mailbox=mailbox),
+                    file_and_renew,
                     after_import=after_import,
                     move_to=move_to,
                     on_fetched=on_fetched,

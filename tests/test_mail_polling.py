@@ -1,0 +1,410 @@
+"""Mail in over IMAP and the drop folder, end to end: real Dovecot, real Redis, real RQ.
+
+A mailbox is created through the admin form, mail is appended to Dovecot over IMAP, the
+periodic job enqueues the poll and a real (forked) RQ worker runs it; what the server
+holds afterwards (flags, folders) is read back over IMAP.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from rq import Queue
+from sqlalchemy import func, select
+
+from app.extensions import db, redis_client
+from app.jobs import enqueue
+from app.jobs.mailboxes import enqueue_due_polls, poll_mailbox, sweep_mail_drop
+from app.mail.imap import FILED_KEYWORD, POLL_LOCK, ImapSettings, check_connection
+from app.models import Role
+from app.models.inbound import InboundMail, Mailbox, MailSource
+from app.models.tickets import Ticket
+from tests.conftest import Person, run_jobs, sign_in
+from tests.imap_tls import TlsDovecotServer, serve_tls
+from tests.test_mailboxes import PASSWORD, form_data, imap_user, post_form
+
+
+def message(subject: str, sender: str = "kunde@example.com", *, n: int = 0) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = f"Kunde {n} <{sender}>"
+    mail["To"] = "support@example.test"
+    mail["Subject"] = subject
+    mail["Message-ID"] = f"<{re.sub(r'[^a-z0-9]', '', subject.lower())}.{n}@example.com>"
+    mail["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
+    mail.set_content(f"Hello support,\n\n{subject}, number {n}.\n")
+    return bytes(mail)
+
+
+@pytest.fixture
+def admin(make_user: Any, client: FlaskClient) -> Person:
+    person = make_user(Role.ADMIN)
+    assert sign_in(client, person).status_code == 302
+    return person
+
+
+def add_mailbox(client: FlaskClient, imap_server: Any, user: str, **overrides: Any) -> int:
+    response = post_form(client, "/admin/mailboxes/new", form_data(imap_server, user, **overrides))
+    assert response.status_code == 303, response.get_data(as_text=True)[:800]
+    with client.application.app_context():
+        return db.session.scalars(select(Mailbox.id).order_by(Mailbox.id.desc())).first()
+
+
+def server_state(imap_server: Any, user: str, folder: str = "INBOX") -> dict[str, set[str]]:
+    """Subject -> flags of every message in ``folder``, read over IMAP."""
+    with imap_server.connect(user, PASSWORD) as conn:
+        typ, _ = conn.select(f'"{folder}"')
+        assert typ == "OK", folder
+        typ, data = conn.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        state: dict[str, set[str]] = {}
+        for item in data:
+            if not isinstance(item, tuple):
+                continue
+            flags = re.search(rb"FLAGS \(([^)]*)\)", item[0])
+            subject = item[1].decode().split(":", 1)[1].strip()
+            state[subject] = set(flags.group(1).decode().split()) if flags else set()
+        return state
+
+
+def subjects(app: Flask) -> list[str]:
+    with app.app_context():
+        return sorted(db.session.scalars(select(Ticket.subject)).all())
+
+
+def inbound(app: Flask) -> list[tuple[str, str, str | None]]:
+    with app.app_context():
+        rows = db.session.scalars(select(InboundMail).order_by(InboundMail.id)).all()
+        return [(r.subject, r.outcome, r.source) for r in rows]
+
+
+def test_the_periodic_poll_files_new_mail_and_flags_it_after(
+    app: Flask, client: FlaskClient, admin: Person, imap_server: Any
+) -> None:
+    user = imap_user(imap_server)
+    imap_server.append(user, PASSWORD, message("Printer on fire", n=1))
+    # Opened by a person in a mail client before the poll: \Seen, but not yet filed.
+    imap_server.append(user, PASSWORD, message("Invoice question", n=2), flags="(\\Seen)")
+    mailbox_id = add_mailbox(client, imap_server, user)
+    with app.app_context():
+        enqueue(enqueue_due_polls)
+    run_jobs(app)
+    assert subjects(app) == ["Invoice question", "Printer on fire"]
+    assert {o for _s, o, _src in inbound(app)} == {"created"}
+    assert {src for _s, _o, src in inbound(app)} == {MailSource.IMAP.value}
+    state = server_state(imap_server, user)
+    assert state == {
+        "Printer on fire": {"\\Seen", FILED_KEYWORD},
+        "Invoice question": {"\\Seen", FILED_KEYWORD},
+    }
+    listing = client.get("/admin/mailboxes").get_data(as_text=True)
+    with app.app_context():
+        mailbox = db.session.get(Mailbox, mailbox_id)
+        assert mailbox.last_success_at is not None and mailbox.last_error is None
+        assert mailbox.last_polled_at is not None
+        rows = db.session.scalars(select(InboundMail)).all()
+        assert {r.mailbox_id for r in rows} == {mailbox_id}
+    assert "—" in listing  # no error shown
+    # The next poll finds nothing new: nothing filed twice.
+    imap_server.append(user, PASSWORD, message("A third one", n=3))
+    with app.app_context():
+        enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert subjects(app) == ["A third one", "Invoice question", "Printer on fire"]
+    assert len(inbound(app)) == 3
+
+
+def test_a_poll_is_not_enqueued_again_before_its_interval(
+    app: Flask, client: FlaskClient, admin: Person, imap_server: Any
+) -> None:
+    first = add_mailbox(client, imap_server, imap_user(imap_server))
+    second = add_mailbox(
+        client, imap_server, imap_user(imap_server), address="sales@example.test", name="Sales"
+    )
+    third = add_mailbox(
+        client, imap_server, imap_user(imap_server), address="off@example.test", name="Off"
+    )
+    with app.app_context():
+        db.session.get(Mailbox, third).active = False
+        db.session.commit()
+        assert sorted(enqueue_due_polls()) == [first, second]
+        assert enqueue_due_polls() == []  # already queued, not yet run
+        queued = Queue("mail", connection=redis_client.connection).get_jobs()
+        assert sorted(j.args[0] for j in queued) == [first, second]
+    run_jobs(app)
+    with app.app_context():
+        assert enqueue_due_polls() == []  # polled just now; interval 60 s not over
+
+
+def test_move_after_import_moves_to_the_folder(
+    app: Flask, client: FlaskClient, admin: Person, imap_server: Any
+) -> None:
+    user = imap_user(imap_server)
+    for n in range(3):
+        imap_server.append(user, PASSWORD, message(f"Moved mail {n}", n=n))
+    mailbox_id = add_mailbox(
+        client, imap_server, user, after_import="move", move_to="Vaultdesk/Filed"
+    )
+    with app.app_context():
+        enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert subjects(app) == ["Moved mail 0", "Moved mail 1", "Moved mail 2"]
+    assert server_state(imap_server, user) == {}
+    moved = server_state(imap_server, user, "Vaultdesk/Filed")
+    assert sorted(moved) == ["Moved mail 0", "Moved mail 1", "Moved mail 2"]
+
+
+def test_delete_after_import_expunges(
+    app: Flask, client: FlaskClient, admin: Person, imap_server: Any
+) -> None:
+    user = imap_user(imap_server)
+    imap_server.append(user, PASSWORD, message("Deleted after import"))
+    mailbox_id = add_mailbox(client, imap_server, user, after_import="delete")
+    with app.app_context():
+        enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert subjects(app) == ["Deleted after import"]
+    assert server_state(imap_server, user) == {}
+
+
+def test_many_messages_are_fetched_in_bounded_batches(
+    app: Flask,
+    client: FlaskClient,
+    admin: Person,
+    imap_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.mail import imap
+
+    monkeypatch.setattr(imap, "BATCH_MAX_COUNT", 2)  # the forked worker inherits it
+    user = imap_user(imap_server)
+    for n in range(5):
+        imap_server.append(user, PASSWORD, message(f"Batch mail {n}", n=n))
+    mailbox_id = add_mailbox(client, imap_server, user)
+    with app.app_context():
+        job = enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    job.refresh()
+    assert job.return_value()["filed"] == 5 and job.meta["fetched"] == 5
+    assert len(subjects(app)) == 5
+    assert all(f == {"\\Seen", FILED_KEYWORD} for f in server_state(imap_server, user).values())
+
+
+def test_a_message_already_filed_counts_as_filed_and_is_marked(
+    app: Flask, client: FlaskClient, admin: Person, imap_server: Any
+) -> None:
+    """As after a worker killed between commit and marking: the duplicate is marked."""
+    from app.mail.ingest import file_message
+
+    raw = message("Filed before the poll", n=7)
+    with app.app_context():
+        file_message(raw, source=MailSource.PIPE)
+    user = imap_user(imap_server)
+    imap_server.append(user, PASSWORD, raw)
+    mailbox_id = add_mailbox(client, imap_server, user)
+    with app.app_context():
+        job = enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert job.return_value()["outcomes"] == {"duplicate": 1}
+    assert subjects(app) == ["Filed before the poll"]
+    assert server_state(imap_server, user)["Filed before the poll"] == {"\\Seen", FILED_KEYWORD}
+
+
+def test_a_wrong_password_is_shown_in_the_admin_list(
+    app: Flask, client: FlaskClient, admin: Person, imap_server: Any
+) -> None:
+    user = imap_user(imap_server)
+    imap_server.append(user, PASSWORD, message("Waiting for a password"))
+    mailbox_id = add_mailbox(client, imap_server, user)
+    imap_server.add_user(user, "changed-on-the-server")
+    with app.app_context():
+        job = enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert "AUTHENTICATIONFAILED" in job.return_value()["error"]
+    listing = client.get("/admin/mailboxes").get_data(as_text=True)
+    assert "LOGIN: NO [AUTHENTICATIONFAILED] Authentication failed." in listing
+    assert subjects(app) == []
+    assert server_state_with(imap_server, user, "changed-on-the-server") == {
+        "Waiting for a password": set()
+    }
+    with app.app_context():
+        mailbox = db.session.get(Mailbox, mailbox_id)
+        assert mailbox.last_success_at is None and mailbox.last_polled_at is not None
+
+
+def server_state_with(imap_server: Any, user: str, password: str) -> dict[str, set[str]]:
+    with imap_server.connect(user, password) as conn:
+        conn.select("INBOX")
+        typ, data = conn.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        out = {}
+        for item in data:
+            if isinstance(item, tuple):
+                flags = re.search(rb"FLAGS \(([^)]*)\)", item[0])
+                out[item[1].decode().split(":", 1)[1].strip()] = set(
+                    flags.group(1).decode().split()
+                )
+        return out
+
+
+# -- crash between fetching and committing ------------------------------------------------
+
+
+def _worker_in_own_group(app: Flask) -> None:
+    """A real RQ worker (it forks a work horse per job) in a process group of its own."""
+    os.setpgrp()
+    run_jobs(app)
+
+
+def test_a_worker_killed_before_the_commit_loses_and_duplicates_nothing(
+    app: Flask, client: FlaskClient, admin: Person, imap_server: Any
+) -> None:
+    user = imap_user(imap_server)
+    for n in range(3):
+        imap_server.append(user, PASSWORD, message(f"Survives a crash {n}", n=n))
+    mailbox_id = add_mailbox(client, imap_server, user)
+    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    lock = sqlite3.connect(path, isolation_level=None, timeout=30)
+    lock.execute("BEGIN IMMEDIATE")  # from here on the worker's commit has to wait
+    try:
+        with app.app_context():
+            job = enqueue(poll_mailbox, args=(mailbox_id,))
+        worker = multiprocessing.get_context("fork").Process(
+            target=_worker_in_own_group, args=(app,)
+        )
+        worker.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job.refresh()
+            if job.meta.get("fetched"):
+                break
+            time.sleep(0.05)
+        assert job.meta.get("fetched") == 3, "the worker never fetched the messages"
+        time.sleep(0.3)  # now inside file_batch, waiting for the write lock
+        assert worker.is_alive()
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse
+        worker.join(timeout=10)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert subjects(app) == [] and inbound(app) == []
+    assert set(map(frozenset, server_state(imap_server, user).values())) == {frozenset()}
+    # The dead worker's poll lock would expire after POLL_LOCK_SECONDS; don't wait for it.
+    redis_client_for(app).delete(POLL_LOCK.format(id=mailbox_id))
+    with app.app_context():
+        enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert subjects(app) == [f"Survives a crash {n}" for n in range(3)]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(InboundMail)) == 3
+    assert all(f == {"\\Seen", FILED_KEYWORD} for f in server_state(imap_server, user).values())
+
+
+def redis_client_for(app: Flask) -> Any:
+    with app.app_context():
+        return redis_client.connection
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_imap_server() -> Iterator[TlsDovecotServer]:
+    yield from serve_tls()
+
+
+def tls_settings(server: Any, security: str, host: str = "localhost", **kw: Any) -> ImapSettings:
+    user = imap_user(server)
+    port = server.tls_port if security == "tls" else server.port
+    return ImapSettings(host, port, security, user, PASSWORD, timeout=5, **kw)
+
+
+def test_tls_and_starttls_verify_the_server(app: Flask, tls_imap_server: Any) -> None:
+    ca = str(tls_imap_server.ca_file)
+    with app.test_request_context():
+        for security in ("tls", "starttls"):
+            trusted = check_connection(tls_settings(tls_imap_server, security, ca_file=ca))
+            assert trusted.ok, trusted.lines
+            assert "LOGIN: Logged in" in trusted.lines
+            unknown_ca = check_connection(tls_settings(tls_imap_server, security))
+            assert not unknown_ca.ok
+            assert "unable to get local issuer certificate" in " ".join(unknown_ca.lines)
+            assert not any(line.startswith("LOGIN") for line in unknown_ca.lines)
+            wrong_name = check_connection(
+                tls_settings(tls_imap_server, security, host="127.0.0.1", ca_file=ca)
+            )
+            assert not wrong_name.ok and "mismatch" in " ".join(wrong_name.lines)
+            assert not any(line.startswith("LOGIN") for line in wrong_name.lines)
+
+
+def test_starttls_never_falls_back_to_plain_text(app: Flask, imap_server: Any) -> None:
+    """The plain test server offers no STARTTLS: the password must not be sent anyway."""
+    with app.test_request_context():
+        result = check_connection(tls_settings(imap_server, "starttls", host=imap_server.host))
+    assert not result.ok
+    assert any(line.startswith("STARTTLS:") for line in result.lines)
+    assert not any(line.startswith("LOGIN") for line in result.lines)
+
+
+def test_a_mailbox_over_tls_is_polled_with_the_configured_ca(
+    app: Flask, client: FlaskClient, admin: Person, tls_imap_server: Any
+) -> None:
+    app.config["MAIL_IMAP_CA_FILE"] = str(tls_imap_server.ca_file)
+    user = imap_user(tls_imap_server)
+    tls_imap_server.append(user, PASSWORD, message("Over TLS"))
+    mailbox_id = add_mailbox(
+        client,
+        tls_imap_server,
+        user,
+        host="localhost",
+        security="tls",
+        port=tls_imap_server.tls_port,
+    )
+    with app.app_context():
+        enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert subjects(app) == ["Over TLS"]
+
+
+# -- drop folder --------------------------------------------------------------------------
+
+
+def test_the_drop_folder_files_messages_and_moves_them_to_done(app: Flask) -> None:
+    drop = Path(app.config["MAIL_DROP_DIR"])
+    drop.mkdir(parents=True)
+    (drop / "one.eml").write_bytes(message("Dropped in", n=1))
+    (drop / "two").write_bytes(message("Dropped too", n=2))
+    (drop / "garbage.bin").write_bytes(b"\x00\xff not a message at all \x00" * 20)
+    (drop / ".writing.eml").write_bytes(message("Still being written", n=3))
+    past = time.time() - 60
+    for path in drop.iterdir():
+        os.utime(path, (past, past))
+    with app.app_context():
+        job = enqueue(sweep_mail_drop)
+    run_jobs(app)
+    result = job.return_value()
+    assert result["filed"] == 3 and result["failed"] == 0, result
+    assert sorted(p.name for p in (drop / "done").iterdir()) == ["garbage.bin", "one.eml", "two"]
+    assert sorted(p.name for p in drop.iterdir() if p.is_file()) == [".writing.eml"]
+    assert {"Dropped in", "Dropped too"} <= set(subjects(app))
+    # Nothing is silently dropped: the garbage is on record too (filed or quarantined).
+    assert len(inbound(app)) == 3
+    assert {src for _s, _o, src in inbound(app)} == {MailSource.DROP.value}
+
+
+def test_imap_errors_do_not_leak_the_password(app: Flask, imap_server: Any) -> None:
+    user = imap_user(imap_server)
+    with app.test_request_context():
+        result = check_connection(
+            ImapSettings(imap_server.host, imap_server.port, "none", user, "wrong-pass-123")
+        )
+    assert not result.ok and "wrong-pass-123" not in " ".join(result.lines)
