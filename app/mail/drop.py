@@ -91,6 +91,13 @@ def _is_outage(error: BaseException) -> bool:
 FileOne = Callable[[bytes, str], object]
 
 
+def _file_message(raw: bytes, name: str) -> object:
+    """The ingest pipeline (imported on first use: an empty folder needs none of it)."""
+    from app.mail.ingest import file_message
+
+    return file_message(raw, source=MailSource.DROP, source_ref=name)
+
+
 def sweep_drop_folder(
     folder: Path, redis: Redis, *, settle: float = SETTLE_SECONDS, file_one: FileOne | None = None
 ) -> DropReport:
@@ -99,12 +106,6 @@ def sweep_drop_folder(
     ``file_one(raw, name)`` files one message and commits (the ingest pipeline's
     ``file_message`` by default).
     """
-    if file_one is None:
-        from app.mail.ingest import file_message
-
-        def file_one(raw: bytes, name: str) -> object:
-            return file_message(raw, source=MailSource.DROP, source_ref=name)
-
     report = DropReport()
     lock = redis.lock(LOCK_KEY, timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=False):
@@ -117,7 +118,7 @@ def sweep_drop_folder(
             except FileNotFoundError:
                 continue  # another process took it
             try:
-                filed = file_one(raw, path.name)
+                filed = (file_one or _file_message)(raw, path.name)
             except Exception as error:  # noqa: BLE001 - sorted below, never swallowed
                 db.session.rollback()
                 if _is_outage(error):
