@@ -422,9 +422,14 @@ def poll(
         for one in filed:
             outcome = str(getattr(getattr(one, "outcome", None), "value", "unknown"))
             result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
-        # Every message handed over came back filed (quarantine and duplicate included):
-        # file_batch never skips bad mail, it raises only when nothing was committed.
-        done = [uid for uid, _raw in messages][: len(filed)]
+        # Every message handed over comes back filed, one result each (quarantine and
+        # duplicate included): file_batch never skips bad mail, it raises when nothing was
+        # committed. Should the counts ever differ, marking nothing is the safe side: the
+        # next poll fetches them again and they come back as duplicates.
+        if len(filed) != len(messages):
+            log.error("file_batch returned %d results for %d messages", len(filed), len(messages))
+            continue
+        done = [uid for uid, _raw in messages]
         box.mark(done, after_import, move_to)
         result.marked += len(done)
     return result
