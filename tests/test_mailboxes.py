@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from rq import Queue
 from sqlalchemy import select
 
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.mail.mailboxes import (
     PasswordUnavailable,
     key_ids_in_use,
@@ -280,6 +281,14 @@ def test_deactivate_stops_polling_and_is_audited(
     with app.app_context():
         assert [m.id for m in due_mailboxes()] == [mailbox.id]
     token = csrf_from(client.get("/admin/mailboxes").get_data(as_text=True))
+    polled = client.post(f"/admin/mailboxes/{mailbox.id}/poll", data={"csrf_token": token})
+    assert polled.status_code == 303
+    assert "will be polled now" in client.get("/admin/mailboxes").get_data(as_text=True)
+    with app.app_context():
+        queued = Queue("mail", connection=redis_client.connection).get_jobs()
+        assert [(j.func_name, j.args) for j in queued] == [
+            ("app.jobs.mailboxes.poll_mailbox", (mailbox.id,))
+        ]
     done = client.post(f"/admin/mailboxes/{mailbox.id}/deactivate", data={"csrf_token": token})
     assert done.status_code == 303
     assert "is no longer polled" in client.get("/admin/mailboxes").get_data(as_text=True)

@@ -187,3 +187,18 @@ def deactivate_mailbox(mailbox_id: int) -> Response:
     db.session.commit()
     flash(_("Mailbox %(address)s is no longer polled.", address=mailbox.address), "success")
     return go_to(url_for("admin.mailboxes"))
+
+
+@bp.post("/mailboxes/<int:mailbox_id>/poll")
+def poll_now(mailbox_id: int) -> Response:
+    """Queue a poll now instead of at the next interval (e.g. right after fixing a password)."""
+    from app.jobs import enqueue
+    from app.jobs.mailboxes import poll_mailbox
+
+    mailbox = _mailbox(mailbox_id)
+    if not mailbox.active:
+        flash(_("Mailbox %(address)s is not active.", address=mailbox.address), "error")
+    else:
+        enqueue(poll_mailbox, args=(mailbox.id,))
+        flash(_("Mailbox %(address)s will be polled now.", address=mailbox.address), "success")
+    return go_to(url_for("admin.mailboxes"))
