@@ -83,6 +83,12 @@ SETTINGS: tuple[Setting, ...] = (
         "a customer reply reopens a closed ticket this long; later: new ticket",
         int,
     ),
+    Setting(
+        "MAIL_SENDER_LIMIT_PER_HOUR",
+        30,
+        "mails from one sender within an hour beyond which more are quarantined",
+        int,
+    ),
     Setting("PROXY_COUNT", 0, "reverse proxies in front (trust X-Forwarded-* from that many)", int),
     Setting(
         "VAULT_ORPHAN_GRACE_HOURS",

@@ -15,7 +15,7 @@ from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
 from app.files.names import display_name
-from app.models.files import VaultFile
+from app.models.files import FileKind, VaultFile
 from app.models.tickets import StreamEntry, Ticket
 from app.models.types import utcnow
 from vault import FileTooLarge, KeyRing, Vault, storage_from_url
@@ -67,13 +67,19 @@ def store_upload(
     *,
     ticket: Ticket | None = None,
     entry: StreamEntry | None = None,
+    kind: FileKind = FileKind.ATTACHMENT,
+    enforce_limit: bool = True,
 ) -> VaultFile:
     """Encrypt ``stream`` into the vault and record it; refuse files over the limit.
 
     The blob is written before the row; if the caller's transaction later rolls back,
     ``discard`` removes the blobs so nothing unreferenced stays behind.
+
+    ``enforce_limit=False`` is for mail that has already arrived: a received message and
+    its parts are kept whole whatever the upload limit says (the MTA limits message size),
+    because refusing them would drop mail nobody can send again.
     """
-    limit = int(current_app.config["VAULT_MAX_UPLOAD_BYTES"])
+    limit = int(current_app.config["VAULT_MAX_UPLOAD_BYTES"]) if enforce_limit else 2**62
     vault = get_vault()
     try:
         stored = vault.put(stream, max_size=limit)  # type: ignore[arg-type]
@@ -97,6 +103,7 @@ def store_upload(
         uploaded_by_label=actor.label,
         ticket=ticket,
         entry=entry,
+        kind=FileKind(kind).value,
     )
     db.session.add(row)
     db.session.flush()

@@ -47,3 +47,18 @@ def send_link_code(
     outcome = recipients.deliver_code(link_id, browser, Client(client_address, user_agent))
     db.session.commit()
     return outcome
+
+
+@job("mail", retry=LINK_RETRY, timeout=60)
+def send_autoresponse(ticket_id: int) -> str:
+    """The acknowledgement for a ticket opened by mail; today: noted as not configured.
+
+    Enqueued by mail-in for new tickets from people (never for robots). Autoresponse
+    templates and sending come with the mail-out issue; until then the job records on the
+    ticket, once, for agents, that no acknowledgement went out.
+    """
+    from app.mail.autoresponse import note_not_configured
+
+    outcome = note_not_configured(ticket_id)
+    db.session.commit()
+    return outcome

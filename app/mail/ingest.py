@@ -1,0 +1,656 @@
+"""Filing received mail: one pipeline for IMAP, the MTA pipe, the import command and drops.
+
+``file_message`` (one message, one commit) and ``file_batch`` (many messages, one commit,
+a savepoint each) do the same thing per message:
+
+1. **One row per message, claimed first.** An ``InboundMail`` row is inserted with
+   ``ON CONFLICT DO NOTHING`` on its unique ``dedupe_key`` (``mid:`` + Message-ID, or
+   ``sha:`` + SHA-256 of the bytes when there is none). No row inserted means the message
+   was already received -- by this mailbox, another mailbox or an earlier run killed before
+   it marked the message on the server -- and nothing else is written (``duplicate``).
+   The database decides, so two workers cannot both pass a check. (An INSERT rather than a
+   savepoint also starts SQLite's transaction, so the savepoints below never commit early.)
+2. **The original, always.** The raw bytes go to the vault (``mail_original``, encrypted,
+   whatever the upload limit) and the row points at them before anything can go wrong with
+   the content. A vault that refuses to store is an outage, not bad mail: the error goes
+   to the caller (the pipe exits 75, IMAP leaves the message unmarked) and nothing commits.
+3. **Everything else in a savepoint**: throttle, robots, threading, contact, ticket, entry,
+   files. Any error in there (a part the vault cannot take, a bug on strange input) rolls
+   back to the savepoint and the message is ``quarantined`` with the reason, original kept.
+   Errors that mean the database itself is gone are raised, never turned into quarantine.
+
+Decisions (where the issue leaves room):
+
+- **Unknown sender**: a new contact, ``verified=False``, without an account (a From header
+  proves nothing, so it is not matched to an account by domain), and an unassigned ticket.
+- **Employee mail** (From is an active staff user): filed on the ticket it threads to as a
+  staff entry. With the support address in To it is *distributed* -- sent to the ticket's
+  recipients through ``replies.answer`` from the mailbox's identity (or the default one);
+  with the support address only in Cc/Bcc the people it was written to have it already,
+  so it is filed, not sent. Staff mail that names no ticket goes to review: the desk
+  cannot tell who the customer is.
+- **Bcc**: when no address of ours is in To or Cc, the mail reached us by Bcc; the To/Cc
+  people did not write to the desk, so none of them becomes a recipient, and a follow-up
+  ticket keeps the old ticket's customer.
+- **Cc'd people** of a customer mail (and other To addresses) become Cc recipients of the
+  ticket, except our own addresses and staff.
+- **Robots** never notify, answer or put a ticket in the inbox. A bounce is filed as an
+  internal entry on the ticket its original message names (Message-ID, else subject tag)
+  and the failed recipients' contacts get ``mail_bounced_at``; an auto-reply or list mail
+  that threads onto a ticket is filed there internally; mail from our own addresses and
+  robots matching no ticket are ``ignored`` (row and original kept).
+- **Throttle**: more than ``MAIL_SENDER_LIMIT_PER_HOUR`` rows from one sender within the
+  last hour (staff excepted) quarantine further mail from them, with that reason.
+- Held mail (review, quarantine, ignored) stores only the original; its attachments are
+  read from it again when an agent files it (``held``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from app.actor import Actor
+from app.extensions import db
+from app.files.store import store_upload
+from app.mail import threading
+from app.mail.parsing import MailUnreadable, ParsedMail, parse_message
+from app.models.files import FileKind, VaultFile
+from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
+from app.models.mail import SenderIdentity
+from app.models.people import Contact, User
+from app.models.tickets import Channel, EntryKind, RecipientKind, StreamEntry, Ticket
+from app.models.types import utcnow
+
+NO_SUBJECT = "(no subject)"
+_REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Filed:
+    """What became of one message; the CLI prints it, IMAP marks the message after it."""
+
+    outcome: MailOutcome
+    inbound_id: int | None
+    ticket_number: str | None
+    subject: str
+    from_address: str | None
+    attachments: list[str]
+    reason: str | None
+
+    def as_json(self, file: str | None) -> dict[str, Any]:
+        """The JSON line of ``vaultdesk mail pipe/import --json`` (format from the issue)."""
+        return {
+            "file": file,
+            "outcome": MailOutcome(self.outcome).value,
+            "ticket": self.ticket_number,
+            "subject": self.subject,
+            "from": self.from_address,
+            "attachments": list(self.attachments),
+            "reason": self.reason,
+        }
+
+
+def database_down(error: BaseException) -> bool:
+    """Errors after which no quarantine row could be written either: let the caller retry."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+@dataclass
+class Context:
+    """What stays the same for every message of a batch (looked up once)."""
+
+    source: MailSource
+    mailbox: Mailbox | None
+    own: frozenset[str]
+    limit: int
+    identity_id: int | None
+
+    @classmethod
+    def load(cls, source: MailSource, mailbox: Mailbox | None) -> Context:
+        own = set(db.session.execute(select(Mailbox.address)).scalars())
+        own |= set(db.session.execute(select(SenderIdentity.address)).scalars())
+        if mailbox is not None:
+            own.add(mailbox.address)
+        identity_id = mailbox.identity_id if mailbox is not None else None
+        if identity_id is None:
+            identity_id = db.session.execute(
+                select(SenderIdentity.id)
+                .where(SenderIdentity.active.is_(True))
+                .order_by(SenderIdentity.is_default.desc(), SenderIdentity.id)
+                .limit(1)
+            ).scalar_one_or_none()
+        return cls(
+            source=MailSource(source),
+            mailbox=mailbox,
+            own=frozenset(a.lower() for a in own),
+            limit=int(current_app.config.get("MAIL_SENDER_LIMIT_PER_HOUR", 30)),
+            identity_id=identity_id,
+        )
+
+
+@dataclass
+class _Result:
+    outcome: MailOutcome
+    reason: str | None = None
+    ticket: Ticket | None = None
+    entry_id: int | None = None
+    robot: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    attachments: list[str] = field(default_factory=list)
+    jobs: list[tuple[str, int]] = field(default_factory=list)
+
+
+def file_message(
+    raw: bytes,
+    *,
+    source: MailSource,
+    mailbox: Mailbox | None = None,
+    source_ref: str | None = None,
+) -> Filed:
+    """Parse, thread, store and COMMIT one message; return only after the commit.
+
+    Never raises for bad mail (it is quarantined); raises when the database or the vault
+    is unreachable, with nothing committed, so the sender (MTA, IMAP) tries again.
+    """
+    try:
+        filed = file_one(raw, Context.load(source, mailbox), source_ref)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return filed
+
+
+def file_batch(
+    items: Sequence[tuple[bytes, str | None]],
+    *,
+    source: MailSource,
+    mailbox: Mailbox | None = None,
+) -> list[Filed]:
+    """File many messages in one transaction (a savepoint each), then commit once."""
+    try:
+        context = Context.load(source, mailbox)
+        results = [file_one(raw, context, ref) for raw, ref in items]
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return results
+
+
+def _claim(values: dict[str, Any]) -> int | None:
+    """Insert the row unless its dedupe key exists; its id, or None for a duplicate."""
+    table = InboundMail.__table__
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = (
+        dialect_insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(table.c.id)
+    )
+    return db.session.execute(statement).scalar_one_or_none()
+
+
+def _duplicate(key: str, parsed: ParsedMail | None) -> Filed:
+    existing = db.session.execute(
+        select(InboundMail.subject, InboundMail.from_address, Ticket.number)
+        .outerjoin(Ticket, Ticket.id == InboundMail.ticket_id)
+        .where(InboundMail.dedupe_key == key)
+    ).first()
+    subject = threading.normalise_subject(parsed.subject) if parsed else ""
+    return Filed(
+        MailOutcome.DUPLICATE,
+        None,
+        existing.number if existing else None,
+        subject or (existing.subject if existing else ""),
+        parsed.from_address if parsed else None,
+        [],
+        "already received",
+    )
+
+
+def file_one(raw: bytes, context: Context, source_ref: str | None = None) -> Filed:
+    """File one message in the caller's transaction (no commit): see the module."""
+    parsed: ParsedMail | None
+    try:
+        parsed = parse_message(raw)
+        unreadable = None
+    except MailUnreadable as error:
+        parsed, unreadable = None, str(error) or "unreadable"
+    sha = parsed.sha256 if parsed else hashlib.sha256(raw).hexdigest()
+    key = (
+        threading.key_for_message_id(parsed.message_id)
+        if parsed and parsed.message_id
+        else f"sha:{sha}"
+    )
+    subject = threading.normalise_subject(parsed.subject) if parsed else ""
+    now = utcnow()
+    inbound_id = _claim(
+        {
+            "dedupe_key": key,
+            "message_id": parsed.message_id if parsed else None,
+            "sha256": sha,
+            "source": context.source.value,
+            "source_ref": (source_ref or None) and source_ref[:1024],
+            "mailbox_id": context.mailbox.id if context.mailbox else None,
+            "from_address": parsed.from_address if parsed else None,
+            "subject": (subject or (parsed.subject if parsed else ""))[:400],
+            "size": len(raw),
+            "outcome": MailOutcome.QUARANTINED.value,
+            "reason": "being filed",
+            "received_at": now,
+        }
+    )
+    if inbound_id is None:
+        return _duplicate(key, parsed)
+    original = store_upload(
+        io.BytesIO(parsed.raw if parsed else raw),
+        f"message-{sha[:16]}.eml",
+        Actor.system("Mail in"),
+        kind=FileKind.MAIL_ORIGINAL,
+        enforce_limit=False,
+    )
+    if parsed is None:
+        result = _Result(MailOutcome.QUARANTINED, f"unreadable: {unreadable}")
+    else:
+        try:
+            with db.session.begin_nested():
+                result = route(parsed, context, inbound_id)
+        except Exception as error:
+            if database_down(error):
+                raise
+            current_app.logger.exception("mail %s could not be filed", key)
+            result = _Result(
+                MailOutcome.QUARANTINED, f"could not be filed: {type(error).__name__}: {error}"
+            )
+    details = dict(result.details)
+    if parsed is not None:
+        details.setdefault("to", parsed.to)
+        details.setdefault("cc", parsed.cc)
+        if parsed.defects:
+            details["defects"] = parsed.defects[:20]
+    db.session.execute(
+        update(InboundMail)
+        .where(InboundMail.id == inbound_id)
+        .values(
+            outcome=result.outcome.value,
+            reason=(result.reason or None) and result.reason[:2000],
+            robot=result.robot,
+            ticket_id=result.ticket.id if result.ticket else None,
+            entry_id=result.entry_id,
+            raw_file_id=original.id,
+            details=details or None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    _enqueue(result.jobs)
+    return Filed(
+        result.outcome,
+        inbound_id,
+        result.ticket.number if result.ticket else None,
+        subject or (NO_SUBJECT if parsed else ""),
+        parsed.from_address if parsed else None,
+        result.attachments,
+        result.reason,
+    )
+
+
+def _enqueue(jobs: list[tuple[str, int]]) -> None:
+    if not jobs:
+        return
+    from app.jobs import ai as ai_jobs
+    from app.jobs import enqueue_after_commit
+    from app.jobs import mail as mail_jobs
+
+    for name, ticket_id in jobs:
+        func = ai_jobs.classify_ticket if name == "classify" else mail_jobs.send_autoresponse
+        enqueue_after_commit(func, (ticket_id,))
+
+
+# --- routing -------------------------------------------------------------------------
+
+
+def _throttled(address: str | None, context: Context, inbound_id: int) -> bool:
+    if not address or context.limit <= 0:
+        return False
+    since = utcnow() - timedelta(hours=1)
+    count = db.session.execute(
+        select(func.count(InboundMail.id)).where(
+            InboundMail.from_address == address,
+            InboundMail.received_at >= since,
+            InboundMail.id != inbound_id,
+        )
+    ).scalar_one()
+    return count >= context.limit
+
+
+def addressed_as(parsed: ParsedMail, own: frozenset[str]) -> str:
+    """How the desk was addressed: "to", "cc", "bcc", or "unknown" (no own address known)."""
+    if not own:
+        return "unknown"
+    if own.intersection(parsed.to):
+        return "to"
+    if own.intersection(parsed.cc):
+        return "cc"
+    return "bcc"
+
+
+def _detect_robot(parsed: ParsedMail, own: frozenset[str]) -> Any:
+    from app.mail.robots import detect_robot
+
+    return detect_robot(parsed.message, own)
+
+
+def _sanitise(html: str, inline: dict[str, str]) -> str:
+    from app.mail.content import sanitise_mail_html
+
+    return sanitise_mail_html(html, inline)
+
+
+def find_contact(address: str) -> Contact | None:
+    return db.session.execute(
+        select(Contact)
+        .where(Contact.email == address)
+        .order_by(Contact.verified.desc(), Contact.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def contact_for(parsed: ParsedMail) -> Contact:
+    """The sender's contact; an unknown sender gets a new, unverified one (no account)."""
+    address = parsed.from_address or ""
+    contact = find_contact(address)
+    if contact is None:
+        name = " ".join((parsed.from_name or address.partition("@")[0] or address).split())
+        contact = Contact(name=name[:200] or address, email=address, verified=False)
+        db.session.add(contact)
+    return contact
+
+
+def entry_data(parsed: ParsedMail, inline: dict[str, str]) -> dict[str, Any]:
+    """The stream entry's ``data`` (storage convention shared with the content branch)."""
+    return {
+        "from": parsed.from_address,
+        "to": parsed.to,
+        "cc": parsed.cc,
+        "message_id": parsed.message_id,
+        "subject": parsed.subject,
+        "inline": inline,
+        "remote_images": bool(parsed.html and _REMOTE_IMG.search(parsed.html)),
+    }
+
+
+@dataclass
+class StoredParts:
+    files: list[VaultFile]
+    inline: dict[str, str]  # content-id -> public_id
+
+    @property
+    def names(self) -> list[str]:
+        return [f.display_name for f in self.files if f.kind == FileKind.ATTACHMENT.value]
+
+    def attach(self, ticket: Ticket, entry_id: int) -> None:
+        for file in self.files:
+            file.ticket = ticket
+            file.entry_id = entry_id
+
+
+def store_parts(parsed: ParsedMail, actor: Actor) -> StoredParts:
+    """Attachments (kind attachment) and cid images (kind inline) into the vault."""
+    files: list[VaultFile] = []
+    inline: dict[str, str] = {}
+    for part in parsed.attachments:
+        kind = FileKind.INLINE if part.inline else FileKind.ATTACHMENT
+        stored = store_upload(
+            io.BytesIO(part.data), part.filename, actor, kind=kind, enforce_limit=False
+        )
+        files.append(stored)
+        if part.inline and part.content_id:
+            inline[part.content_id] = stored.public_id
+    return StoredParts(files, inline)
+
+
+def body_text(parsed: ParsedMail, parts: StoredParts | None = None) -> str:
+    text = parsed.text.strip()
+    if text:
+        return parsed.text
+    names = parts.names if parts else [a.filename for a in parsed.attachments if not a.inline]
+    return ("Attached: " + ", ".join(names)) if names else "(empty message)"
+
+
+def _set_entry(entry_id: int, parsed: ParsedMail, parts: StoredParts) -> None:
+    values: dict[str, Any] = {"data": entry_data(parsed, parts.inline)}
+    if parsed.html:
+        values["body_html"] = _sanitise(parsed.html, parts.inline)
+    db.session.execute(
+        update(StreamEntry)
+        .where(StreamEntry.id == entry_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    entry = db.session.identity_map.get(db.session.identity_key(StreamEntry, entry_id))
+    if entry is not None:
+        db.session.expire(entry, ["data", "body_html"])
+
+
+def route(parsed: ParsedMail, context: Context, inbound_id: int) -> _Result:
+    """Decide and write where one parsed message goes (inside the caller's savepoint)."""
+    sender = parsed.from_address
+    staff = threading.staff_user(sender)
+    if staff is None and _throttled(sender, context, inbound_id):
+        return _Result(
+            MailOutcome.QUARANTINED,
+            f"throttled: more than {context.limit} mails from {sender} within an hour",
+        )
+    robot = _detect_robot(parsed, context.own)
+    thread = threading.find_thread(parsed.subject, sender, parsed.in_reply_to, parsed.references)
+    if robot is not None:
+        return _file_robot(parsed, robot, thread)
+    if sender is None:
+        return _Result(MailOutcome.QUARANTINED, "no sender address")
+    if thread.suspected is not None:
+        return _Result(
+            MailOutcome.REVIEW,
+            f"{sender} is not a participant of {thread.suspected.number}",
+            details={"suspected_ticket": thread.suspected.number},
+        )
+    if staff is not None:
+        return _file_staff(parsed, staff, thread.ticket, context)
+    return file_customer(parsed, thread.ticket, context)
+
+
+def _robot_details(robot: Any) -> dict[str, Any]:
+    details: dict[str, Any] = {"kind": str(robot.kind), "reason": robot.reason}
+    if robot.bounce is not None:
+        b = robot.bounce
+        details.update(
+            recipients=list(b.recipients),
+            status=b.status,
+            diagnostic=(b.diagnostic or "")[:500] or None,
+            original_message_id=b.original_message_id,
+            original_subject=b.original_subject,
+        )
+    return details
+
+
+def _file_robot(parsed: ParsedMail, robot: Any, thread: threading.Threading) -> _Result:
+    from app.mail.robots import RobotKind
+
+    kind = RobotKind(robot.kind)
+    details = {"robot": _robot_details(robot)}
+    ticket = thread.ticket
+    if kind is RobotKind.BOUNCE and robot.bounce is not None:
+        bounce = robot.bounce
+        if ticket is None and bounce.original_message_id:
+            ticket = threading.ticket_by_headers([bounce.original_message_id])
+        if ticket is None and bounce.original_subject:
+            for number in threading.subject_numbers(bounce.original_subject):
+                ticket = threading.ticket_by_number(number)
+                if ticket is not None:
+                    break
+        if ticket is None and thread.suspected is not None:
+            ticket = thread.suspected  # a bounce of our own mail about that ticket
+        flag_bounced(bounce.recipients, bounce.diagnostic or bounce.status or robot.reason)
+    if kind is RobotKind.OWN or ticket is None:
+        if thread.suspected is not None:
+            details["suspected_ticket"] = thread.suspected.number
+        return _Result(MailOutcome.IGNORED, robot.reason, robot=kind.value, details=details)
+    from app.tickets.stream import add_entry
+
+    actor = Actor.system("Mail delivery" if kind is RobotKind.BOUNCE else "Automatic reply")
+    parts = store_parts(parsed, actor)
+    entry = add_entry(
+        ticket,
+        EntryKind.MAIL_IN,
+        actor,
+        body_text=body_text(parsed, parts),
+        internal=True,
+        data={**entry_data(parsed, parts.inline), "robot": details["robot"]},
+    )
+    db.session.flush()
+    parts.attach(ticket, entry.id)
+    if parsed.html:
+        entry.body_html = _sanitise(parsed.html, parts.inline)
+    return _Result(
+        MailOutcome.APPENDED,
+        robot.reason,
+        ticket=ticket,
+        entry_id=entry.id,
+        robot=kind.value,
+        details=details,
+        attachments=parts.names,
+    )
+
+
+def flag_bounced(addresses: Sequence[str], reason: str | None) -> None:
+    """Mark the contacts behind failed recipients, so agents see the address is wrong."""
+    wanted = [a.lower() for a in addresses if a]
+    if not wanted:
+        return
+    db.session.execute(
+        update(Contact)
+        .where(Contact.email.in_(wanted))
+        .values(mail_bounced_at=utcnow(), mail_bounce_reason=(reason or "bounced")[:500])
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def _file_staff(
+    parsed: ParsedMail, staff: User, ticket: Ticket | None, context: Context
+) -> _Result:
+    if ticket is None:
+        return _Result(MailOutcome.REVIEW, f"mail from staff member {staff.email} names no ticket")
+    from app.tickets.replies import answer
+    from app.tickets.stream import add_entry
+
+    actor = Actor.staff(staff)
+    parts = store_parts(parsed, actor)
+    how = addressed_as(parsed, context.own)
+    identity = db.session.get(SenderIdentity, context.identity_id) if context.identity_id else None
+    distributed = how == "to" and identity is not None and identity.active
+    text = body_text(parsed, parts)
+    if distributed:
+        files = [f for f in parts.files if f.kind == FileKind.ATTACHMENT.value]
+        entry = answer(ticket, actor, text, internal=False, identity=identity, files=files)
+    else:
+        entry = add_entry(ticket, EntryKind.MAIL_IN, actor, body_text=text)
+    db.session.flush()
+    parts.attach(ticket, entry.id)
+    _set_entry(entry.id, parsed, parts)
+    return _Result(
+        MailOutcome.APPENDED,
+        None if distributed else f"staff mail filed without sending (desk in {how})",
+        ticket=ticket,
+        entry_id=entry.id,
+        details={"staff": staff.email, "distributed": distributed},
+        attachments=parts.names,
+    )
+
+
+def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | None) -> _Result:
+    """A customer's mail: onto ``ticket`` (customer-writes rule) or a new ticket."""
+    from app.tickets.creation import create_ticket
+    from app.tickets.customer_writes import customer_writes
+
+    contact = contact_for(parsed)
+    db.session.flush()
+    actor = Actor.customer(contact.user, name=contact.name, email=parsed.from_address)
+    parts = store_parts(parsed, actor)
+    text = body_text(parsed, parts)
+    how = addressed_as(parsed, context.own) if context else "unknown"
+    if ticket is not None:
+        written = customer_writes(
+            ticket,
+            actor,
+            Channel.MAIL,
+            body_text=text,
+            contact=None if how == "bcc" else contact,
+            data=entry_data(parsed, parts.inline),
+        )
+        target, created = written.ticket, written.new_ticket
+        db.session.flush()
+        entry_id = written.entry.id
+        if parsed.html:
+            written.entry.body_html = _sanitise(parsed.html, parts.inline)
+    else:
+        target = create_ticket(
+            Channel.MAIL,
+            actor,
+            subject=threading.normalise_subject(parsed.subject) or NO_SUBJECT,
+            body_text=text,
+            contact=contact,
+        )
+        entry_id = db.session.execute(
+            select(StreamEntry.id).where(StreamEntry.ticket_id == target.id).limit(1)
+        ).scalar_one()
+        _set_entry(entry_id, parsed, parts)
+        created = True
+    parts.attach(target, entry_id)
+    if how != "bcc":
+        add_cc_recipients(target, actor, parsed, context.own if context else frozenset())
+    jobs = [("classify", target.id)]
+    if created:
+        jobs.append(("autoresponse", target.id))
+    return _Result(
+        MailOutcome.CREATED if created else MailOutcome.APPENDED,
+        None,
+        ticket=target,
+        entry_id=entry_id,
+        attachments=parts.names,
+        jobs=jobs,
+    )
+
+
+def add_cc_recipients(
+    ticket: Ticket, actor: Actor, parsed: ParsedMail, own: frozenset[str]
+) -> None:
+    """Other people the customer wrote to become Cc recipients (not us, not staff)."""
+    from app.tickets import recipients
+
+    candidates = [a for a in [*parsed.to, *parsed.cc] if a not in own and a != parsed.from_address]
+    if not candidates:
+        return
+    known = {r.address for r in ticket.recipients}
+    contact = ticket.contact
+    if contact is not None:
+        known.add(contact.email.lower())
+    for address in dict.fromkeys(candidates):
+        if address in known or threading.staff_user(address) is not None:
+            continue
+        recipients.add_recipient(ticket, actor, RecipientKind.CC, address)
+        known.add(address)
