@@ -397,3 +397,110 @@ def test_imap_errors_do_not_leak_the_password(app: Flask, imap_server: Any) -> N
             ImapSettings(imap_server.host, imap_server.port, "none", user, "wrong-pass-123")
         )
     assert not result.ok and "wrong-pass-123" not in " ".join(result.lines)
+
+
+# -- a message the pipeline cannot even quarantine, an outage ------------------------------
+
+
+class Poisoned(RuntimeError):
+    """Stands for a bug in the pipeline that only one message triggers."""
+
+
+def failing_on_poison(real: Any, error: BaseException | None = None) -> Any:
+    """The real ``file_batch`` that raises for any batch holding a message marked POISON."""
+
+    def file_batch(items: list[tuple[bytes, str | None]]) -> Any:
+        if any(b"POISON" in raw for raw, _ref in items):
+            raise error or Poisoned("the pipeline broke on this one")
+        return real(items, source=MailSource.IMAP)
+
+    return file_batch
+
+
+def test_one_message_that_cannot_be_filed_does_not_hold_back_the_rest(
+    app: Flask, imap_server: Any
+) -> None:
+    from app.mail.imap import ImapMailbox, poll
+    from app.mail.imap import retry_later as transient
+    from app.mail.ingest import file_batch
+
+    user = imap_user(imap_server)
+    for n, subject in enumerate(["Fine before", "POISON pill", "Fine after"]):
+        imap_server.append(user, PASSWORD, message(subject, n=n))
+    settings = ImapSettings(imap_server.host, imap_server.port, "none", user, PASSWORD)
+    with app.test_request_context(), ImapMailbox(settings) as box:
+        result = poll(
+            box,
+            failing_on_poison(file_batch),
+            after_import="flag",
+            move_to=None,
+            transient=transient,
+        )
+    assert (result.found, result.filed, result.marked) == (3, 2, 2)
+    assert len(result.unfiled) == 1 and "Poisoned" in result.unfiled[0]
+    assert subjects(app) == ["Fine after", "Fine before"]
+    state = server_state(imap_server, user)
+    assert state["POISON pill"] == set()  # still there, unmarked, for the next poll
+    assert state["Fine before"] == state["Fine after"] == {"\\Seen", FILED_KEYWORD}
+
+
+def test_a_database_outage_ends_the_poll_with_nothing_marked(app: Flask, imap_server: Any) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from app.mail.imap import ImapMailbox, poll
+    from app.mail.imap import retry_later as transient
+    from app.mail.ingest import file_batch
+
+    user = imap_user(imap_server)
+    for n, subject in enumerate(["Fine", "POISON outage"]):
+        imap_server.append(user, PASSWORD, message(subject, n=n))
+    outage = OperationalError("INSERT", {}, Exception("database is locked"))
+    settings = ImapSettings(imap_server.host, imap_server.port, "none", user, PASSWORD)
+    with app.test_request_context(), ImapMailbox(settings) as box, pytest.raises(OperationalError):
+        poll(
+            box,
+            failing_on_poison(file_batch, outage),
+            after_import="flag",
+            move_to=None,
+            transient=transient,
+        )
+    assert subjects(app) == []
+    assert set(map(frozenset, server_state(imap_server, user).values())) == {frozenset()}
+
+
+def test_the_drop_folder_sets_aside_only_what_even_quarantine_could_not_take(
+    app: Flask,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from app.mail.drop import sweep_drop_folder
+    from app.mail.ingest import file_message
+
+    drop = Path(app.config["MAIL_DROP_DIR"])
+    drop.mkdir(parents=True)
+    (drop / "a-fine.eml").write_bytes(message("Fine drop", n=1))
+    (drop / "b-poison.eml").write_bytes(message("POISON drop", n=2))
+    (drop / "c-outage.eml").write_bytes(message("OUTAGE drop", n=3))
+    (drop / "d-after.eml").write_bytes(message("After the outage", n=4))
+    past = time.time() - 60
+    for path in drop.iterdir():
+        os.utime(path, (past, past))
+
+    def file_one(raw: bytes, name: str) -> Any:
+        if b"POISON" in raw:
+            raise Poisoned("the pipeline broke on this one")
+        if b"OUTAGE" in raw:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return file_message(raw, source=MailSource.DROP, source_ref=name)
+
+    with app.app_context():
+        report = sweep_drop_folder(drop, redis_client.connection, file_one=file_one)
+    assert (report.filed, report.failed, report.left) == (1, 1, 1)
+    assert [p.name for p in (drop / "done").iterdir()] == ["a-fine.eml"]
+    failed = sorted(p.name for p in (drop / "failed").iterdir())
+    assert failed == ["b-poison.eml", "b-poison.eml.error"]
+    assert "Poisoned" in (drop / "failed" / "b-poison.eml.error").read_text()
+    # The outage stops the sweep: that file and the ones after it wait for the next one.
+    waiting = sorted(p.name for p in drop.iterdir() if p.is_file())
+    assert waiting == ["c-outage.eml", "d-after.eml"]
+    assert subjects(app) == ["Fine drop"]

@@ -5,9 +5,9 @@ holds one message; it is filed through the one ingest pipeline and, only after t
 committed, moved to ``done/``. A message that cannot be parsed is quarantined by the
 pipeline like any other, so it too goes to ``done/`` (its raw bytes are in the vault and
 in the quarantine view). A file goes to ``failed/`` only when filing it raised something
-other than a database outage, i.e. when even quarantining it failed; a ``.error`` file
-beside it says why. While the database is unreachable files stay where they are and the
-next sweep tries again.
+other than an outage, i.e. when even quarantining it failed; a ``.error`` file beside it
+says why. While the database or the vault storage is unreachable files stay where they
+are and the next sweep tries again.
 
 Writers should create files under a name starting with ``.`` (or ending in ``.tmp``)
 and rename them when complete: such names are never read, so a half-written message is
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from redis import Redis
 from redis.exceptions import LockError
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.extensions import db
+from app.mail.imap import retry_later
 from app.models.inbound import MailSource
 
 log = logging.getLogger(__name__)
@@ -81,13 +81,6 @@ def _move(path: Path, folder: Path) -> Path:
     return target
 
 
-def _is_outage(error: BaseException) -> bool:
-    """A database that is down or locked: try the file again later, it is not its fault."""
-    return isinstance(error, OperationalError) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated
-    )
-
-
 FileOne = Callable[[bytes, str], object]
 
 
@@ -121,7 +114,7 @@ def sweep_drop_folder(
                 filed = (file_one or _file_message)(raw, path.name)
             except Exception as error:  # noqa: BLE001 - sorted below, never swallowed
                 db.session.rollback()
-                if _is_outage(error):
+                if retry_later(error):
                     log.warning("drop folder: database unavailable, %s waits: %s", path, error)
                     report.left += 1
                     break  # the rest would fail the same way

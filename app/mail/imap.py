@@ -388,6 +388,11 @@ class PollResult:
     filed: int = 0
     marked: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    unfiled: list[str] = field(default_factory=list)  # messages left on the server, why
+
+
+def _never_transient(error: BaseException) -> bool:
+    return False
 
 
 def poll(
@@ -397,12 +402,20 @@ def poll(
     after_import: str,
     move_to: str | None,
     on_fetched: Callable[[int], None] | None = None,
+    transient: Callable[[BaseException], bool] = _never_transient,
 ) -> PollResult:
     """File every unfiled message of ``box`` through ``file_batch`` and mark it afterwards.
 
-    ``file_batch`` gets ``(raw, source_ref)`` pairs (source_ref ``"<folder>:<uidvalidity>:<uid>"``)
-    and must commit before it returns; its results are ``Filed`` objects. ``on_fetched``
-    is told how many messages were fetched and are about to be filed (job progress).
+    ``file_batch`` gets ``(raw, source_ref)`` pairs (source_ref
+    ``"<folder>:<uidvalidity>:<uid>"``) and must commit before it returns, one ``Filed``
+    per pair. ``on_fetched`` is told how many messages were fetched and are about to be
+    filed (job progress).
+
+    When a batch raises, ``transient(error)`` decides: a database outage (True) ends the
+    poll, nothing of the batch marked, to be fetched again next time. Anything else is a
+    message the pipeline could not even quarantine; the batch is filed again one message
+    at a time, so that one message stays unmarked on the server (reported in
+    ``unfiled``) and the rest of the mailbox is not held back by it.
     """
     result = PollResult()
     uids = box.unfiled_uids()
@@ -416,28 +429,68 @@ def poll(
         messages = box.fetch(batch)
         if on_fetched is not None:
             on_fetched(len(messages))
-        items = [(raw, f"{box.settings.folder}:{validity}:{uid}") for uid, raw in messages]
-        filed = file_batch(items)  # commits; raises when the database is down
+        refs = [f"{box.settings.folder}:{validity}:{uid}" for uid, _raw in messages]
+        items = [(raw, ref) for (_uid, raw), ref in zip(messages, refs, strict=True)]
+        try:
+            filed = list(file_batch(items))  # commits; raises when nothing was committed
+            done = [uid for uid, _raw in messages]
+        except Exception as error:
+            if transient(error):
+                raise
+            filed, done = _one_by_one(file_batch, messages, items, transient, result)
+        # Should the counts ever differ, marking nothing is the safe side: the next poll
+        # fetches them again and they come back as duplicates.
+        if len(filed) != len(done):
+            log.error("file_batch returned %d results for %d messages", len(filed), len(done))
+            continue
         result.filed += len(filed)
         for one in filed:
             outcome = str(getattr(getattr(one, "outcome", None), "value", "unknown"))
             result.outcomes[outcome] = result.outcomes.get(outcome, 0) + 1
-        # Every message handed over comes back filed, one result each (quarantine and
-        # duplicate included): file_batch never skips bad mail, it raises when nothing was
-        # committed. Should the counts ever differ, marking nothing is the safe side: the
-        # next poll fetches them again and they come back as duplicates.
-        if len(filed) != len(messages):
-            log.error("file_batch returned %d results for %d messages", len(filed), len(messages))
-            continue
-        done = [uid for uid, _raw in messages]
         box.mark(done, after_import, move_to)
         result.marked += len(done)
     return result
 
 
+def _one_by_one(
+    file_batch: FileBatch,
+    messages: list[tuple[int, bytes]],
+    items: list[tuple[bytes, str | None]],
+    transient: Callable[[BaseException], bool],
+    result: PollResult,
+) -> tuple[list[object], list[int]]:
+    filed: list[object] = []
+    done: list[int] = []
+    for (uid, _raw), item in zip(messages, items, strict=True):
+        try:
+            got = list(file_batch([item]))
+        except Exception as error:
+            if transient(error):
+                raise
+            result.unfiled.append(f"UID {uid}: {type(error).__name__}: {error}")
+            log.exception("IMAP message %s could not be filed", item[1])
+            continue
+        filed.extend(got)
+        done.append(uid)
+    return filed, done
+
+
 def _uidvalidity(box: ImapMailbox) -> str:
     values = box._conn().untagged_responses.get("UIDVALIDITY") or []
     return _text(values[-1]) if values else "0"
+
+
+def retry_later(error: BaseException) -> bool:
+    """Whether filing failed for a reason outside the message: the database or the vault
+    storage (disk, S3) is unreachable. Such mail is left where it is and tried again."""
+    from app.mail.ingest import database_down
+    from vault import BlobNotFound, IntegrityError, VaultError
+
+    if database_down(error):
+        return True
+    if isinstance(error, IntegrityError | BlobNotFound):
+        return False
+    return isinstance(error, OSError | VaultError)
 
 
 POLL_LOCK = "vaultdesk:mailbox-poll:{id}"
@@ -475,7 +528,7 @@ def poll_mailbox(
     Commits: ``file_batch`` commits each batch, and the status is part of the session
     the caller commits.
     """
-    from app.mail.ingest import file_batch  # owned by the ingest pipeline
+    from app.mail.ingest import file_batch  # the one ingest pipeline
 
     lock = redis.lock(POLL_LOCK.format(id=mailbox.id), timeout=POLL_LOCK_SECONDS)
     if not lock.acquire(blocking=False):
@@ -507,6 +560,7 @@ def poll_mailbox(
                     after_import=after_import,
                     move_to=move_to,
                     on_fetched=on_fetched,
+                    transient=retry_later,
                 )
         except (ImapError, PasswordUnavailable) as error:
             db.session.rollback()  # nothing of a half-done batch; filed batches committed
@@ -518,8 +572,15 @@ def poll_mailbox(
         mailbox.last_polled_at = started
         mailbox.last_success_at = utcnow()
         mailbox.last_error = None
+        if result.unfiled:
+            mailbox.last_error = _(
+                "%(count)d messages could not be filed and stay on the server: %(which)s",
+                count=len(result.unfiled),
+                which="; ".join(result.unfiled),
+            )[:2000]
         return PollReport(
             mailbox_id,
+            error=mailbox.last_error,
             found=result.found,
             filed=result.filed,
             marked=result.marked,
