@@ -504,3 +504,21 @@ def test_the_drop_folder_sets_aside_only_what_even_quarantine_could_not_take(
     waiting = sorted(p.name for p in drop.iterdir() if p.is_file())
     assert waiting == ["c-outage.eml", "d-after.eml"]
     assert subjects(app) == ["Fine drop"]
+
+
+def test_a_password_that_cannot_be_opened_is_reported_not_sent_elsewhere(
+    app: Flask, client: FlaskClient, admin: Person, imap_server: Any
+) -> None:
+    """A row pointed at another server behind the app's back: no login is even tried."""
+    user = imap_user(imap_server)
+    imap_server.append(user, PASSWORD, message("Not fetched"))
+    mailbox_id = add_mailbox(client, imap_server, user)
+    with app.app_context():
+        db.session.get(Mailbox, mailbox_id).username = user + "-other"
+        db.session.commit()
+        job = enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert "enter the password again" in job.return_value()["error"]
+    listing = client.get("/admin/mailboxes").get_data(as_text=True)
+    assert "The stored password cannot be opened" in listing
+    assert subjects(app) == []

@@ -331,3 +331,9 @@ def test_posts_without_a_csrf_token_are_refused(
     mailbox = the_mailbox(app)
     assert client.post(f"/admin/mailboxes/{mailbox.id}/deactivate").status_code == 400
     assert the_mailbox(app).active
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client: FlaskClient) -> None:
+    for path in ("/admin/mailboxes", "/admin/mailboxes/new"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
