@@ -11,12 +11,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from app.actor import Actor
+from app.errors import InvalidInput
 from app.extensions import db
 from app.files.store import get_vault
 from app.jobs import queue
-from app.mail import ingest
+from app.mail import held, ingest
 from app.mail.ingest import file_batch, file_message
 from app.models import Role
+from app.models.audit import AuditLog
 from app.models.files import FileKind, VaultFile
 from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
 from app.models.mail import OutboxMessage, SenderIdentity
@@ -529,3 +532,130 @@ def test_staff_mail_reaching_us_by_bcc_is_filed_not_sent(desk: Mailbox) -> None:
     )
     assert filed.outcome is MailOutcome.APPENDED and "bcc" in (filed.reason or "")
     assert db.session.execute(select(func.count(OutboxMessage.id))).scalar_one() == 0
+
+
+def test_html_mail_is_stored_sanitised_with_inline_images_from_the_vault(desk: Mailbox) -> None:
+    msg = EmailMessage()
+    msg["From"] = "ann@customer.test"
+    msg["To"] = SUPPORT
+    msg["Subject"] = "Screenshot"
+    msg["Message-ID"] = make_msgid()
+    msg.set_content("See the screenshot.")
+    msg.add_alternative(
+        '<p onclick="steal()">See <img src="cid:shot@ann"> and '
+        '<img src="https://tracker.example/pixel.gif"></p><script>alert(1)</script>'
+        '<a href="javascript:alert(2)">x</a>',
+        subtype="html",
+    )
+    msg.get_payload()[1].add_related(
+        b"\x89PNG\r\n\x1a\nfake", maintype="image", subtype="png", cid="<shot@ann>"
+    )
+    filed = file_message(msg.as_bytes(), source=MailSource.PIPE, mailbox=desk)
+    assert filed.outcome is MailOutcome.CREATED and filed.attachments == []
+    (entry,) = entries(ticket_of(filed.ticket_number))
+    (image,) = entry.attachments
+    assert image.kind == FileKind.INLINE.value
+    assert entry.data["inline"] == {"shot@ann": image.public_id}
+    assert entry.data["remote_images"] is True
+    html = entry.body_html or ""
+    assert f'data-vd-inline="{image.public_id}"' in html
+    for bad in ("<script", "onclick", "javascript:", "src="):
+        assert bad not in html
+    assert 'data-vd-remote="https://tracker.example/pixel.gif"' in html  # inert until asked
+    assert entry.body_text.strip() == "See the screenshot."
+
+
+# --- held mail: review, quarantine, ignored ---------------------------------------------
+
+
+def _review_case(desk: Mailbox) -> tuple[Ticket, InboundMail, bytes]:
+    first = file_message(mail(), source=MailSource.PIPE, mailbox=desk)
+    ticket = ticket_of(first.ticket_number)
+    raw = mail(
+        "newcolleague@customer.test",
+        f"Re: [#{ticket.number}] Printer on fire",
+        "I took over from Ann.",
+        attachments=[("report.pdf", "application/pdf", b"%PDF-1.4 report")],
+    )
+    filed = file_message(raw, source=MailSource.PIPE, mailbox=desk)
+    assert filed.outcome is MailOutcome.REVIEW
+    return ticket, row(filed.inbound_id), raw
+
+
+def test_an_agent_files_a_reviewed_mail_on_the_ticket(desk: Mailbox) -> None:
+    agent = factories.staff_user(Role.AGENT)
+    db.session.commit()
+    ticket, inbound, raw = _review_case(desk)
+    assert held.original_bytes(inbound) == raw
+    filed = held.file_on(inbound, ticket, Actor.staff(agent))
+    db.session.commit()
+    assert filed.outcome is MailOutcome.APPENDED and filed.ticket_number == ticket.number
+    assert filed.attachments == ["report.pdf"]
+    last = entries(ticket)[-1]
+    assert last.body_text.strip() == "I took over from Ann."
+    assert [f.display_name for f in last.attachments] == ["report.pdf"]
+    db.session.refresh(inbound)
+    assert inbound.decision == "attached" and inbound.decided_by_id == agent.id
+    assert inbound.decided_at is not None and inbound.ticket_id == ticket.id
+    assert inbound.entry_id == last.id and not inbound.is_open
+    logged = db.session.execute(
+        select(AuditLog).where(AuditLog.action == "mail.file_on")
+    ).scalar_one()
+    assert logged.ticket_id == ticket.id and logged.actor_id == agent.id
+    with pytest.raises(held.AlreadyDecided):
+        held.new_ticket(inbound, Actor.staff(agent))
+
+
+def test_an_agent_makes_a_reviewed_mail_a_new_ticket(desk: Mailbox) -> None:
+    agent = factories.staff_user(Role.AGENT)
+    db.session.commit()
+    ticket, inbound, _ = _review_case(desk)
+    filed = held.new_ticket(inbound, Actor.staff(agent))
+    db.session.commit()
+    assert filed.outcome is MailOutcome.CREATED and filed.ticket_number != ticket.number
+    new = ticket_of(filed.ticket_number)
+    assert new.contact.email == "newcolleague@customer.test" and not new.contact.verified
+    assert new.subject == "Printer on fire"
+    db.session.refresh(inbound)
+    assert inbound.decision == "new_ticket"
+
+
+def test_discarding_needs_a_reason_and_keeps_the_original(desk: Mailbox) -> None:
+    agent = factories.staff_user(Role.AGENT)
+    db.session.commit()
+    _, inbound, raw = _review_case(desk)
+    with pytest.raises(InvalidInput):
+        held.discard(inbound, Actor.staff(agent), "   ")
+    held.discard(inbound, Actor.staff(agent), "Phishing attempt")
+    db.session.commit()
+    db.session.refresh(inbound)
+    assert inbound.decision == "discarded" and inbound.decision_reason == "Phishing attempt"
+    assert held.original_bytes(inbound) == raw
+    with pytest.raises(held.AlreadyDecided):
+        held.discard(inbound, Actor.staff(agent), "twice")
+
+
+def test_retry_files_a_throttled_mail_and_leaves_an_unreadable_one_held(
+    desk: Mailbox, app: Flask
+) -> None:
+    admin = factories.staff_user(Role.ADMIN)
+    db.session.commit()
+    app.config["MAIL_SENDER_LIMIT_PER_HOUR"] = 1
+    file_message(mail(subject="one"), source=MailSource.PIPE, mailbox=desk)
+    throttled = file_message(mail(subject="two"), source=MailSource.PIPE, mailbox=desk)
+    assert throttled.outcome is MailOutcome.QUARANTINED
+    inbound = row(throttled.inbound_id)
+    filed = held.retry(inbound, Actor.staff(admin))
+    db.session.commit()
+    assert filed.outcome is MailOutcome.CREATED and filed.ticket_number
+    db.session.refresh(inbound)
+    assert inbound.decision == "retried" and inbound.outcome == "created"
+    broken = file_message(b"\x00\x01 not mail", source=MailSource.PIPE, mailbox=desk)
+    inbound = row(broken.inbound_id)
+    again = held.retry(inbound, Actor.staff(admin))
+    db.session.commit()
+    assert again.outcome is MailOutcome.QUARANTINED
+    db.session.refresh(inbound)
+    assert inbound.is_open
+    with pytest.raises(InvalidInput):
+        held.new_ticket(inbound, Actor.staff(admin))

@@ -49,21 +49,24 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.actor import Actor
+from app.errors import InvalidInput
 from app.extensions import db
 from app.files.store import store_upload
 from app.mail import threading
+from app.mail.content import has_remote_images, sanitise_mail_html
 from app.mail.parsing import MailUnreadable, ParsedMail, parse_message
+from app.mail.robots import Robot, RobotKind, detect_robot
 from app.models.files import FileKind, VaultFile
 from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
 from app.models.mail import SenderIdentity
@@ -72,7 +75,6 @@ from app.models.tickets import Channel, EntryKind, RecipientKind, StreamEntry, T
 from app.models.types import utcnow
 
 NO_SUBJECT = "(no subject)"
-_REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ class Context:
 
 
 @dataclass
-class _Result:
+class Result:
     outcome: MailOutcome
     reason: str | None = None
     ticket: Ticket | None = None
@@ -266,18 +268,30 @@ def file_one(raw: bytes, context: Context, source_ref: str | None = None) -> Fil
         enforce_limit=False,
     )
     if parsed is None:
-        result = _Result(MailOutcome.QUARANTINED, f"unreadable: {unreadable}")
+        result = Result(MailOutcome.QUARANTINED, f"unreadable: {unreadable}")
     else:
-        try:
-            with db.session.begin_nested():
-                result = route(parsed, context, inbound_id)
-        except Exception as error:
-            if database_down(error):
-                raise
-            current_app.logger.exception("mail %s could not be filed", key)
-            result = _Result(
-                MailOutcome.QUARANTINED, f"could not be filed: {type(error).__name__}: {error}"
-            )
+        result = attempt(lambda: route(parsed, context, inbound_id), key)
+    return finish(inbound_id, parsed, result, raw_file_id=original.id)
+
+
+def attempt(decide: Callable[[], Result], label: str) -> Result:
+    """Run ``decide`` in a savepoint; any failure but a lost database becomes quarantine."""
+    try:
+        with db.session.begin_nested():
+            return decide()
+    except Exception as error:
+        if database_down(error):
+            raise
+        current_app.logger.exception("mail %s could not be filed", label)
+        return Result(
+            MailOutcome.QUARANTINED, f"could not be filed: {type(error).__name__}: {error}"
+        )
+
+
+def finish(
+    inbound_id: int, parsed: ParsedMail | None, result: Result, *, raw_file_id: int | None
+) -> Filed:
+    """Record the outcome on the row, park the jobs for after the commit, say what happened."""
     details = dict(result.details)
     if parsed is not None:
         details.setdefault("to", parsed.to)
@@ -293,12 +307,16 @@ def file_one(raw: bytes, context: Context, source_ref: str | None = None) -> Fil
             robot=result.robot,
             ticket_id=result.ticket.id if result.ticket else None,
             entry_id=result.entry_id,
-            raw_file_id=original.id,
+            raw_file_id=raw_file_id,
             details=details or None,
         )
         .execution_options(synchronize_session=False)
     )
+    held = db.session.identity_map.get(db.session.identity_key(InboundMail, inbound_id))
+    if held is not None:
+        db.session.expire(held)
     _enqueue(result.jobs)
+    subject = threading.normalise_subject(parsed.subject) if parsed else ""
     return Filed(
         result.outcome,
         inbound_id,
@@ -350,16 +368,8 @@ def addressed_as(parsed: ParsedMail, own: frozenset[str]) -> str:
     return "bcc"
 
 
-def _detect_robot(parsed: ParsedMail, own: frozenset[str]) -> Any:
-    from app.mail.robots import detect_robot
-
+def _detect_robot(parsed: ParsedMail, own: frozenset[str]) -> Robot | None:
     return detect_robot(parsed.message, own)
-
-
-def _sanitise(html: str, inline: dict[str, str]) -> str:
-    from app.mail.content import sanitise_mail_html
-
-    return sanitise_mail_html(html, inline)
 
 
 def find_contact(address: str) -> Contact | None:
@@ -382,7 +392,7 @@ def contact_for(parsed: ParsedMail) -> Contact:
     return contact
 
 
-def entry_data(parsed: ParsedMail, inline: dict[str, str]) -> dict[str, Any]:
+def entry_data(parsed: ParsedMail, parts: StoredParts) -> dict[str, Any]:
     """The stream entry's ``data`` (storage convention shared with the content branch)."""
     return {
         "from": parsed.from_address,
@@ -390,15 +400,18 @@ def entry_data(parsed: ParsedMail, inline: dict[str, str]) -> dict[str, Any]:
         "cc": parsed.cc,
         "message_id": parsed.message_id,
         "subject": parsed.subject,
-        "inline": inline,
-        "remote_images": bool(parsed.html and _REMOTE_IMG.search(parsed.html)),
+        "inline": parts.inline,
+        "remote_images": has_remote_images(parts.html),
     }
 
 
 @dataclass
 class StoredParts:
+    """The message's files in the vault and its HTML, sanitised against them."""
+
     files: list[VaultFile]
     inline: dict[str, str]  # content-id -> public_id
+    html: str | None  # sanitise_mail_html's output: what StreamEntry.body_html stores
 
     @property
     def names(self) -> list[str]:
@@ -422,7 +435,8 @@ def store_parts(parsed: ParsedMail, actor: Actor) -> StoredParts:
         files.append(stored)
         if part.inline and part.content_id:
             inline[part.content_id] = stored.public_id
-    return StoredParts(files, inline)
+    html = sanitise_mail_html(parsed.html, inline) if parsed.html else None
+    return StoredParts(files, inline, html)
 
 
 def body_text(parsed: ParsedMail, parts: StoredParts | None = None) -> str:
@@ -434,9 +448,7 @@ def body_text(parsed: ParsedMail, parts: StoredParts | None = None) -> str:
 
 
 def _set_entry(entry_id: int, parsed: ParsedMail, parts: StoredParts) -> None:
-    values: dict[str, Any] = {"data": entry_data(parsed, parts.inline)}
-    if parsed.html:
-        values["body_html"] = _sanitise(parsed.html, parts.inline)
+    values: dict[str, Any] = {"data": entry_data(parsed, parts), "body_html": parts.html}
     db.session.execute(
         update(StreamEntry)
         .where(StreamEntry.id == entry_id)
@@ -448,12 +460,17 @@ def _set_entry(entry_id: int, parsed: ParsedMail, parts: StoredParts) -> None:
         db.session.expire(entry, ["data", "body_html"])
 
 
-def route(parsed: ParsedMail, context: Context, inbound_id: int) -> _Result:
-    """Decide and write where one parsed message goes (inside the caller's savepoint)."""
+def route(
+    parsed: ParsedMail, context: Context, inbound_id: int, *, throttle: bool = True
+) -> Result:
+    """Decide and write where one parsed message goes (inside the caller's savepoint).
+
+    ``throttle=False`` when an admin retries a held message: they have looked at it.
+    """
     sender = parsed.from_address
     staff = threading.staff_user(sender)
-    if staff is None and _throttled(sender, context, inbound_id):
-        return _Result(
+    if throttle and staff is None and _throttled(sender, context, inbound_id):
+        return Result(
             MailOutcome.QUARANTINED,
             f"throttled: more than {context.limit} mails from {sender} within an hour",
         )
@@ -462,9 +479,9 @@ def route(parsed: ParsedMail, context: Context, inbound_id: int) -> _Result:
     if robot is not None:
         return _file_robot(parsed, robot, thread)
     if sender is None:
-        return _Result(MailOutcome.QUARANTINED, "no sender address")
+        return Result(MailOutcome.QUARANTINED, "no sender address")
     if thread.suspected is not None:
-        return _Result(
+        return Result(
             MailOutcome.REVIEW,
             f"{sender} is not a participant of {thread.suspected.number}",
             details={"suspected_ticket": thread.suspected.number},
@@ -474,7 +491,7 @@ def route(parsed: ParsedMail, context: Context, inbound_id: int) -> _Result:
     return file_customer(parsed, thread.ticket, context)
 
 
-def _robot_details(robot: Any) -> dict[str, Any]:
+def _robot_details(robot: Robot) -> dict[str, Any]:
     details: dict[str, Any] = {"kind": str(robot.kind), "reason": robot.reason}
     if robot.bounce is not None:
         b = robot.bounce
@@ -488,9 +505,7 @@ def _robot_details(robot: Any) -> dict[str, Any]:
     return details
 
 
-def _file_robot(parsed: ParsedMail, robot: Any, thread: threading.Threading) -> _Result:
-    from app.mail.robots import RobotKind
-
+def _file_robot(parsed: ParsedMail, robot: Robot, thread: threading.Threading) -> Result:
     kind = RobotKind(robot.kind)
     details = {"robot": _robot_details(robot)}
     ticket = thread.ticket
@@ -509,7 +524,7 @@ def _file_robot(parsed: ParsedMail, robot: Any, thread: threading.Threading) -> 
     if kind is RobotKind.OWN or ticket is None:
         if thread.suspected is not None:
             details["suspected_ticket"] = thread.suspected.number
-        return _Result(MailOutcome.IGNORED, robot.reason, robot=kind.value, details=details)
+        return Result(MailOutcome.IGNORED, robot.reason, robot=kind.value, details=details)
     from app.tickets.stream import add_entry
 
     actor = Actor.system("Mail delivery" if kind is RobotKind.BOUNCE else "Automatic reply")
@@ -520,13 +535,12 @@ def _file_robot(parsed: ParsedMail, robot: Any, thread: threading.Threading) -> 
         actor,
         body_text=body_text(parsed, parts),
         internal=True,
-        data={**entry_data(parsed, parts.inline), "robot": details["robot"]},
+        data={**entry_data(parsed, parts), "robot": details["robot"]},
     )
     db.session.flush()
     parts.attach(ticket, entry.id)
-    if parsed.html:
-        entry.body_html = _sanitise(parsed.html, parts.inline)
-    return _Result(
+    entry.body_html = parts.html
+    return Result(
         MailOutcome.APPENDED,
         robot.reason,
         ticket=ticket,
@@ -550,11 +564,9 @@ def flag_bounced(addresses: Sequence[str], reason: str | None) -> None:
     )
 
 
-def _file_staff(
-    parsed: ParsedMail, staff: User, ticket: Ticket | None, context: Context
-) -> _Result:
+def _file_staff(parsed: ParsedMail, staff: User, ticket: Ticket | None, context: Context) -> Result:
     if ticket is None:
-        return _Result(MailOutcome.REVIEW, f"mail from staff member {staff.email} names no ticket")
+        return Result(MailOutcome.REVIEW, f"mail from staff member {staff.email} names no ticket")
     from app.tickets.replies import answer
     from app.tickets.stream import add_entry
 
@@ -572,7 +584,7 @@ def _file_staff(
     db.session.flush()
     parts.attach(ticket, entry.id)
     _set_entry(entry.id, parsed, parts)
-    return _Result(
+    return Result(
         MailOutcome.APPENDED,
         None if distributed else f"staff mail filed without sending (desk in {how})",
         ticket=ticket,
@@ -582,11 +594,13 @@ def _file_staff(
     )
 
 
-def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | None) -> _Result:
+def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | None) -> Result:
     """A customer's mail: onto ``ticket`` (customer-writes rule) or a new ticket."""
     from app.tickets.creation import create_ticket
     from app.tickets.customer_writes import customer_writes
 
+    if not parsed.from_address:
+        raise InvalidInput(_("The message has no sender address to file it for."))
     contact = contact_for(parsed)
     db.session.flush()
     actor = Actor.customer(contact.user, name=contact.name, email=parsed.from_address)
@@ -600,13 +614,12 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
             Channel.MAIL,
             body_text=text,
             contact=None if how == "bcc" else contact,
-            data=entry_data(parsed, parts.inline),
+            data=entry_data(parsed, parts),
         )
         target, created = written.ticket, written.new_ticket
         db.session.flush()
         entry_id = written.entry.id
-        if parsed.html:
-            written.entry.body_html = _sanitise(parsed.html, parts.inline)
+        written.entry.body_html = parts.html
     else:
         target = create_ticket(
             Channel.MAIL,
@@ -626,7 +639,7 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
     jobs = [("classify", target.id)]
     if created:
         jobs.append(("autoresponse", target.id))
-    return _Result(
+    return Result(
         MailOutcome.CREATED if created else MailOutcome.APPENDED,
         None,
         ticket=target,
