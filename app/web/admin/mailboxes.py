@@ -89,9 +89,12 @@ def _page(
 ) -> Response:
     form.password = ""  # never echoed back, not even what was just typed
     identities = db.session.scalars(select(SenderIdentity).order_by(SenderIdentity.name)).all()
+    # A refused save re-renders the form in place for htmx (errors in place, 422/409);
+    # a test without JavaScript, or a plain GET, gets the whole page.
+    block = "form_section" if error is not None else None
     return render(
         FORM_TEMPLATE,
-        None,
+        block,
         status,
         form=form,
         mailbox=mailbox,
