@@ -11,7 +11,8 @@ import multiprocessing
 import os
 import re
 import signal
-import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -248,10 +249,57 @@ def test_a_wrong_password_is_shown_in_the_admin_list(
 # -- crash between fetching and committing ------------------------------------------------
 
 
-def _worker_in_own_group(app: Flask) -> None:
-    """A real RQ worker (it forks a work horse per job) in a process group of its own."""
-    os.setpgrp()
+def hold_write_lock(path: str) -> subprocess.Popen[str]:
+    """Another process holding SQLite's write lock until its stdin closes.
+
+    Another process, not a connection of this one: SQLite keeps its lock bookkeeping per
+    process, and a worker forked from a process whose connection holds the lock would
+    inherit that bookkeeping and wait for a release it can never see.
+    """
+    script = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+        "c.execute('ROLLBACK')\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def _run_worker(app: Flask) -> None:
+    """A real RQ worker; it forks a work horse per job (in a session of its own)."""
     run_jobs(app)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (the work horse of an RQ worker), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
 
 
 def test_a_worker_killed_before_the_commit_loses_and_duplicates_nothing(
@@ -262,14 +310,11 @@ def test_a_worker_killed_before_the_commit_loses_and_duplicates_nothing(
         imap_server.append(user, PASSWORD, message(f"Survives a crash {n}", n=n))
     mailbox_id = add_mailbox(client, imap_server, user)
     path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
-    lock = sqlite3.connect(path, isolation_level=None, timeout=30)
-    lock.execute("BEGIN IMMEDIATE")  # from here on the worker's commit has to wait
+    lock = hold_write_lock(path)  # from here on the worker's commit has to wait
     try:
         with app.app_context():
             job = enqueue(poll_mailbox, args=(mailbox_id,))
-        worker = multiprocessing.get_context("fork").Process(
-            target=_worker_in_own_group, args=(app,)
-        )
+        worker = multiprocessing.get_context("fork").Process(target=_run_worker, args=(app,))
         worker.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -279,12 +324,18 @@ def test_a_worker_killed_before_the_commit_loses_and_duplicates_nothing(
             time.sleep(0.05)
         assert job.meta.get("fetched") == 3, "the worker never fetched the messages"
         time.sleep(0.3)  # now inside file_batch, waiting for the write lock
-        assert worker.is_alive()
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse
+        horses = _children(worker.pid)
+        assert worker.is_alive() and len(horses) == 1, horses
+        for pid in (*horses, worker.pid):  # the horse holding the fetched mail, then its worker
+            os.kill(pid, signal.SIGKILL)
         worker.join(timeout=10)
+        deadline = time.monotonic() + 10
+        while not all(_gone(pid) for pid in horses) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(_gone(pid) for pid in horses) and worker.exitcode == -signal.SIGKILL
     finally:
-        lock.execute("ROLLBACK")
-        lock.close()
+        lock.communicate(timeout=10)  # end of input: it rolls back and exits
+    time.sleep(0.5)  # a surviving horse would commit now that the lock is free
     assert subjects(app) == [] and inbound(app) == []
     assert set(map(frozenset, server_state(imap_server, user).values())) == {frozenset()}
     # The dead worker's poll lock would expire after POLL_LOCK_SECONDS; don't wait for it.
