@@ -259,11 +259,17 @@ class ImapMailbox:
     def fetch(self, uids: Sequence[int]) -> list[tuple[int, bytes]]:
         """The raw messages of ``uids`` (without touching \\Seen), in the order asked."""
         got: dict[int, bytes] = {}
-        for item in self._uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])"):
-            if not isinstance(item, tuple) or len(item) < 2:
+        data = self._uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
+        for index, item in enumerate(data):
+            if not isinstance(item, tuple) or len(item) < 2 or not isinstance(item[1], bytes):
                 continue
+            # Most servers name the UID before the literal ("1 (UID 7 BODY[] {n}"); some
+            # after it, in the closing part that imaplib hands over as the next element.
             match = _UID.search(item[0]) if isinstance(item[0], bytes) else None
-            if match and isinstance(item[1], bytes):
+            after = data[index + 1] if index + 1 < len(data) else None
+            if match is None and isinstance(after, bytes):
+                match = _UID.search(after)
+            if match:
                 got[int(match.group(1))] = item[1]
         return [(uid, got[uid]) for uid in uids if uid in got]
 
