@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db, redis_client
 from app.jobs import enqueue
-from app.jobs.mailboxes import enqueue_due_polls, poll_mailbox, sweep_mail_drop
+from app.jobs.mail import enqueue_due_polls, poll_mailbox, sweep_mail_drop
 from app.mail.imap import FILED_KEYWORD, POLL_LOCK, ImapSettings, check_connection
 from app.models import Role
 from app.models.inbound import InboundMail, Mailbox, MailSource

@@ -287,7 +287,7 @@ def test_deactivate_stops_polling_and_is_audited(
     with app.app_context():
         queued = Queue("mail", connection=redis_client.connection).get_jobs()
         assert [(j.func_name, j.args) for j in queued] == [
-            ("app.jobs.mailboxes.poll_mailbox", (mailbox.id,))
+            ("app.jobs.mail.poll_mailbox", (mailbox.id,))
         ]
     done = client.post(f"/admin/mailboxes/{mailbox.id}/deactivate", data={"csrf_token": token})
     assert done.status_code == 303

@@ -18,7 +18,7 @@ from redis import Redis
 from rq.cron import CronScheduler
 
 from app.jobs import enqueue, spec_of
-from app.jobs.mailboxes import enqueue_due_polls, sweep_mail_drop
+from app.jobs.mail import enqueue_due_polls, sweep_mail_drop
 from app.jobs.vault import sweep_orphan_blobs
 
 

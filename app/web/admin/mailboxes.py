@@ -196,7 +196,7 @@ def deactivate_mailbox(mailbox_id: int) -> Response:
 def poll_now(mailbox_id: int) -> Response:
     """Queue a poll now instead of at the next interval (e.g. right after fixing a password)."""
     from app.jobs import enqueue
-    from app.jobs.mailboxes import poll_mailbox
+    from app.jobs.mail import poll_mailbox
 
     mailbox = _mailbox(mailbox_id)
     if not mailbox.active:
