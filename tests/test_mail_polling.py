@@ -420,7 +420,10 @@ def test_a_mailbox_over_tls_is_polled_with_the_configured_ca(
 
 def test_the_drop_folder_files_messages_and_moves_them_to_done(app: Flask) -> None:
     drop = Path(app.config["MAIL_DROP_DIR"])
-    drop.mkdir(parents=True)
+    with app.app_context():
+        enqueue(sweep_mail_drop)
+    run_jobs(app)
+    assert drop.is_dir() and oct(drop.stat().st_mode & 0o777) == "0o700"  # made by the sweep
     (drop / "one.eml").write_bytes(message("Dropped in", n=1))
     (drop / "two").write_bytes(message("Dropped too", n=2))
     (drop / "garbage.bin").write_bytes(b"\x00\xff not a message at all \x00" * 20)

@@ -100,6 +100,8 @@ def sweep_drop_folder(
     ``file_message`` by default).
     """
     report = DropReport()
+    # Made on the first sweep (private: messages are personal data), so it is there to use.
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = redis.lock(LOCK_KEY, timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=False):
         report.skipped = True
