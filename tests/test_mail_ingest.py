@@ -659,3 +659,14 @@ def test_retry_files_a_throttled_mail_and_leaves_an_unreadable_one_held(
     assert inbound.is_open
     with pytest.raises(InvalidInput):
         held.new_ticket(inbound, Actor.staff(admin))
+
+
+def test_jobs_of_a_batch_reach_redis_only_with_its_commit(desk: Mailbox) -> None:
+    """Each message runs in a savepoint; releasing one must not hand jobs to RQ early."""
+    before = queue("ai").count
+    context = ingest.Context.load(MailSource.IMPORT, desk)
+    for i in range(3):
+        ingest.file_one(mail(subject=f"batch {i}"), context)
+        assert queue("ai").count == before  # nothing committed yet, nothing enqueued
+    db.session.commit()
+    assert queue("ai").count == before + 3

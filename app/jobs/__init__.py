@@ -137,6 +137,10 @@ def enqueue_after_commit(
 
 @event.listens_for(Session, "after_commit")
 def _flush_pending(session: Session) -> None:
+    # SQLAlchemy 2.1 fires after_commit for a savepoint's release too: the data is not
+    # committed yet then, so the jobs wait for the outermost commit.
+    if session.in_nested_transaction():
+        return
     for parked in session.info.pop(_PENDING, []):
         enqueue(parked.func, parked.args, parked.kwargs, parked.options)
 
