@@ -670,3 +670,5 @@ def test_jobs_of_a_batch_reach_redis_only_with_its_commit(desk: Mailbox) -> None
         assert queue("ai").count == before  # nothing committed yet, nothing enqueued
     db.session.commit()
     assert queue("ai").count == before + 3
+    job = queue("ai").fetch_job(queue("ai").job_ids[-1])
+    assert job.func_name == "app.jobs.ai.classify_ticket" and job.retries_left == 2

@@ -121,6 +121,18 @@ class Context:
     own: frozenset[str]
     limit: int
     identity_id: int | None
+    recent: dict[str, int] = field(default_factory=dict)  # sender -> mails in the last hour
+    staff_ids: dict[str, int | None] = field(default_factory=dict)  # address -> staff user id
+
+    def staff(self, address: str | None) -> User | None:
+        """The active staff user with this address, looked up once per batch."""
+        if not address:
+            return None
+        if address not in self.staff_ids:
+            user = threading.staff_user(address)
+            self.staff_ids[address] = user.id if user is not None else None
+        user_id = self.staff_ids[address]
+        return db.session.get(User, user_id) if user_id is not None else None
 
     @classmethod
     def load(cls, source: MailSource, mailbox: Mailbox | None) -> Context:
@@ -400,16 +412,23 @@ def _enqueue(jobs: list[tuple[str, int]]) -> None:
 
 
 def _throttled(address: str | None, context: Context, inbound_id: int) -> bool:
+    """Whether the sender already sent ``limit`` mails within the hour (this one excluded).
+
+    Counted once per sender and batch, then kept up to date in the batch's context.
+    """
     if not address or context.limit <= 0:
         return False
-    since = utcnow() - timedelta(hours=1)
-    count = db.session.execute(
-        select(func.count(InboundMail.id)).where(
-            InboundMail.from_address == address,
-            InboundMail.received_at >= since,
-            InboundMail.id != inbound_id,
-        )
-    ).scalar_one()
+    count = context.recent.get(address)
+    if count is None:
+        since = utcnow() - timedelta(hours=1)
+        count = db.session.execute(
+            select(func.count(InboundMail.id)).where(
+                InboundMail.from_address == address,
+                InboundMail.received_at >= since,
+                InboundMail.id != inbound_id,
+            )
+        ).scalar_one()
+    context.recent[address] = count + 1
     return count >= context.limit
 
 
@@ -524,7 +543,7 @@ def route(
     ``throttle=False`` when an admin retries a held message: they have looked at it.
     """
     sender = parsed.from_address
-    staff = threading.staff_user(sender)
+    staff = context.staff(sender)
     if throttle and staff is None and _throttled(sender, context, inbound_id):
         return Result(
             MailOutcome.QUARANTINED,
