@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
@@ -201,6 +203,108 @@ def vault_retire_command(key_id: str) -> None:
     click.echo(f"Key {key_id} retired.")
 
 
+EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
+
+
+@click.group("mail")
+def mail_group() -> None:
+    """Mail in: the MTA pipe and the import of files and folders."""
+
+
+def _mailbox_or_none(address: str | None) -> Any:
+    from app.models.inbound import Mailbox
+
+    if not address:
+        return None
+    mailbox = db.session.execute(
+        select(Mailbox).where(func.lower(Mailbox.address) == address.strip().lower())
+    ).scalar_one_or_none()
+    if mailbox is None:
+        raise LookupError(f"no mailbox with the address {address}")
+    return mailbox
+
+
+def _report(filed: Any, file: str, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(filed.as_json(file), ensure_ascii=False))
+        return
+    where = f" {filed.ticket_number}" if filed.ticket_number else ""
+    why = f" ({filed.reason})" if filed.reason else ""
+    click.echo(f"{file}: {filed.outcome.value}{where} {filed.subject!r}{why}")
+
+
+@mail_group.command("pipe")
+@click.option("--mailbox", "address", default=None, help="The support address it came to.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for the message.")
+@with_appcontext
+def mail_pipe_command(address: str | None, as_json: bool) -> None:
+    """File one message read from standard input (for the MTA: `| vaultdesk mail pipe`).
+
+    Exits 0 once the message is filed (quarantine included) and 75 (EX_TEMPFAIL) when it
+    could not be: the database or vault unreachable, an unknown --mailbox, any error. The
+    MTA then keeps the message and delivers it again; ingestion is idempotent, so a retry
+    after a crash past the commit files nothing twice.
+    """
+    import sys
+
+    from app.mail.ingest import file_message
+    from app.models.inbound import MailSource
+
+    raw = sys.stdin.buffer.read()
+    try:
+        mailbox = _mailbox_or_none(address)
+        filed = file_message(raw, source=MailSource.PIPE, mailbox=mailbox, source_ref="stdin")
+    except Exception as error:  # noqa: BLE001 -- every failure must mean "try again"
+        db.session.rollback()
+        click.echo(f"vaultdesk mail pipe: not filed, try again later: {error}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    _report(filed, "-", as_json)
+
+
+@mail_group.command("import")
+@click.option("--mailbox", "address", default=None, help="The support address they came to.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per message.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@with_appcontext
+def mail_import_command(address: str | None, as_json: bool, paths: tuple[str, ...]) -> None:
+    """File messages from files, .mbox files, Maildirs and folders (see app/mail/sources.py).
+
+    Messages are filed in batches (one commit each), so an interrupted import is simply
+    run again: what was committed is reported as duplicate. Exits 75 when the database
+    goes away, after printing what was filed so far.
+    """
+    import sys
+
+    from app.mail.ingest import file_batch
+    from app.mail.sources import batches, iter_messages
+    from app.models.inbound import MailSource
+
+    try:
+        mailbox = _mailbox_or_none(address)
+    except LookupError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        for batch in batches(iter_messages(paths)):
+            results = file_batch(
+                [(m.raw, m.ref) for m in batch], source=MailSource.IMPORT, mailbox=mailbox
+            )
+            for message, filed in zip(batch, results, strict=True):
+                _report(filed, message.file, as_json)
+    except Exception as error:  # noqa: BLE001 -- report, and say "try again" to scripts
+        db.session.rollback()
+        click.echo(f"vaultdesk mail import: stopped, run it again later: {error}", err=True)
+        sys.exit(EX_TEMPFAIL)
+
+
 def register_commands(app: Flask) -> None:
-    for command in (demo_data_command, user_group, worker_command, cron_command, vault_group):
+    for command in (
+        demo_data_command,
+        user_group,
+        worker_command,
+        cron_command,
+        vault_group,
+        mail_group,
+    ):
         app.cli.add_command(command)

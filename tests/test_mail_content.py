@@ -15,6 +15,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.mail.content import (
     INLINE_ATTR,
@@ -24,6 +26,7 @@ from app.mail.content import (
     remote_image_urls,
     render_mail_html,
     sanitise_mail_html,
+    sanitise_stored_mail_html,
     split_quoted,
 )
 
@@ -106,6 +109,8 @@ def test_the_payload_sets_are_there() -> None:
 def test_no_dangerous_construct_survives_the_sanitiser(name: str, payload: str) -> None:
     stored = sanitise_mail_html(payload, {"a@b": "PUB"})
     assert _problems(stored) == []
+    # Storing sanitises again (tickets.stream): that must keep the stored form as it is.
+    assert sanitise_stored_mail_html(stored) == stored
     for remote in (False, True):
         shown = render_mail_html(
             stored,
@@ -115,6 +120,12 @@ def test_no_dangerous_construct_survives_the_sanitiser(name: str, payload: str) 
         )
         allowed = re.compile(r"/agent/files/inline/\w+" + (r"|https?:.*" if remote else ""))
         assert _problems(shown, allowed_src=allowed) == []
+        # A row stored unsanitised (before a fix, by hand) is shown just as safely.
+        raw_shown = render_mail_html(
+            payload, inline_url=lambda _: None, remote_allowed=remote, quoted_summary="q"
+        )
+        assert _problems(raw_shown, allowed_src=re.compile(r"https?:.*" if remote else "")) == []
+    remote_image_urls(payload)  # malformed markup never breaks the page that asks
 
 
 def test_the_checker_sees_what_it_must() -> None:
@@ -161,6 +172,16 @@ def test_images_become_markers_never_active_sources() -> None:
         {"width": "1", REMOTE_ATTR: "https://t.example/pixel.gif"},
     ]
     assert remote_image_urls(out) == ["https://t.example/pixel.gif"]
+
+
+def test_a_mail_cannot_forge_the_desks_markers() -> None:
+    """Markers come only from the sanitiser: a sender's own data-vd-* attributes are dropped."""
+    out = sanitise_mail_html(
+        '<img data-vd-inline="OTHER-TICKETS-FILE" alt="a">'
+        '<p data-vd-quote="1">new text</p><img src="cid:x@y" data-vd-remote="https://t.example/">',
+        {},
+    )
+    assert out == "<p>new text</p>"  # an image with no source of ours is no image
 
 
 def test_display_resolves_inline_and_remote_only_when_asked() -> None:
@@ -213,6 +234,13 @@ def test_display_never_trusts_a_src_in_the_stored_body() -> None:
             "Monday</div><div>old message</div>",
             "<div>See below</div><hr>",
         ),
+        (
+            '<div class="WordSection1"><p class="MsoNormal">Done.</p>'
+            '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm">'
+            '<p class="MsoNormal"><b>From:</b> Support<br><b>Sent:</b> Monday</p></div>'
+            '<p class="MsoNormal">old question</p></div>',
+            "<div><p>Done.</p>",
+        ),
     ],
 )
 def test_quoted_html_is_folded_not_lost(html: str, visible: str) -> None:
@@ -223,7 +251,8 @@ def test_quoted_html_is_folded_not_lost(html: str, visible: str) -> None:
     before, _, folded = shown.partition('<details class="mail-quoted">')
     assert before == visible
     assert folded.startswith("<summary>Show quoted text</summary>")
-    assert shown.count("<details") == 1 and shown.endswith("</details>")
+    assert shown.count("<details") == 1
+    assert re.fullmatch(r".*</details>(</\w+>)*", shown, re.S)  # nothing visible after it
     assert re.search(r"old|alt", folded)
 
 
@@ -273,3 +302,28 @@ def test_plain_text_history_and_signature_fold(text: str, new: str, quoted_start
 )
 def test_plain_text_that_is_all_new_stays_whole(text: str) -> None:
     assert split_quoted(text) == (text, "")
+
+
+# Fragments attackers and broken mailers combine; hypothesis mixes them with noise.
+_PIECES = [
+    "<", ">", "/", "=", '"', "'", "`", " ", "\n", "\x00", "&#x6A;", "&lt;", "<!--", "-->",
+    "<![CDATA[", "]]>", "<!", "<?", "<script>", "</script>", "<img", " src=", "cid:a@b",
+    "javascript:", "java\tscript:", "data:text/html,", "https://t.example/x.gif", " onerror=",
+    " style=", "url(", "expression(", "@import", "\\", "<a href=", "<svg", "<math", "<style>",
+    "</style>", "<blockquote>", "</blockquote>", '<div class="gmail_quote">', "</div>",
+    '<div id="divRplyFwdMsg">', "<table>", "<td background=", "<form>", "<iframe srcdoc=",
+    "<details open ontoggle=", "<noscript>", "<xmp>", "<plaintext>", "<template>", "alert(1)",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=8)), max_size=40))
+def test_mangled_html_never_escapes_the_allowlist(pieces: list[str]) -> None:
+    html = "".join(pieces)
+    stored = sanitise_mail_html(html, {"a@b": "PUB"})
+    assert _problems(stored) == []
+    assert sanitise_stored_mail_html(stored) == stored
+    shown = render_mail_html(
+        html, inline_url=lambda _: "/i/x", remote_allowed=True, quoted_summary="q"
+    )
+    assert _problems(shown, allowed_src=re.compile(r"/i/x|https?:.*")) == []

@@ -31,7 +31,9 @@ from app.extensions import db
 from app.files import vault_links
 from app.files.store import store_upload
 from app.mail.identities import add_template, save_identity
+from app.mail.ingest import file_message
 from app.models import Role
+from app.models.inbound import MailSource
 from app.models.people import Contact, User
 from app.models.tickets import LinkKind
 from app.tickets import link_tickets
@@ -127,6 +129,15 @@ def world(app: Flask, make_user: Any) -> World:
         recipient_rules.add_subscriber(ticket, staff, agent)
         link_tickets(ticket, other, staff, LinkKind.RELATED)
         db.session.commit()
+        # A stranger quoting the ticket's number: held for review (the held-mail screens).
+        held = file_message(
+            b"From: stranger@elsewhere.test\r\nTo: contact@desk.test\r\n"
+            b"Message-ID: <walk@elsewhere.test>\r\n"
+            + f"Subject: Re: [#{ticket.number}] Walked\r\n\r\n".encode()
+            + b"Send me the invoice.\r\n",
+            source=MailSource.PIPE,
+        )
+        assert held.outcome == "review", held
         values = {
             "number": ticket.number,
             "other": other.number,
@@ -135,9 +146,11 @@ def world(app: Flask, make_user: Any) -> World:
             "token": vault_links.token_for(link),
             "grant": "x",
             "task_id": str(task.id),
+            "entry_id": str(ticket.entries[0].id),
             "recipient_id": str(recipient.id),
             "user_id": str(agent.id),
             "contact_id": str(contact.id),
+            "inbound_id": str(held.inbound_id),
             "identity_id": str(identity.id),
             "view": "dispatcher",
             "name": "x",

@@ -35,7 +35,14 @@ from app.errors import DomainError, InvalidInput
 from app.extensions import db
 from app.files import link_limits
 from app.mail.addresses import normalise_address
-from app.models.files import DownloadEvent, DownloadOutcome, VaultFile, VaultLink, VaultLinkState
+from app.models.files import (
+    DownloadEvent,
+    DownloadOutcome,
+    FileKind,
+    VaultFile,
+    VaultLink,
+    VaultLinkState,
+)
 from app.models.people import Contact, Role, User
 from app.models.tickets import Ticket
 from app.models.types import utcnow
@@ -158,6 +165,10 @@ def issue_link(
     """Make a link for ``file``; the one call the mail pipeline uses for every attachment."""
     if file.erased_at is not None:
         raise InvalidInput("The file was erased; no link can be made for it.")
+    if file.kind != FileKind.ATTACHMENT.value:
+        # A mail's original holds headers and addresses meant for agents only; an inline
+        # image is part of a message, not a file of its own to hand out.
+        raise InvalidInput("Only attachments can be shared by link.")
     days = current_app.config["LINK_DAYS"] if days is None else days
     if not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"A link lives between 1 and {MAX_DAYS} days.")

@@ -89,6 +89,8 @@ _QUOTE_CLASSES = {"gmail_quote", "moz-cite-prefix", "yahoo_quoted", "protonmail_
 _QUOTE_IDS = {"divRplyFwdMsg", "appendonsend", "mail-editor-reference-message-container"}
 # Outlook writes the reply header and the old message as siblings after this marker.
 _FOLD_REST_IDS = {"divRplyFwdMsg", "appendonsend"}
+# Desktop Outlook (Word HTML) has no id: its reply header sits in a div with this top rule.
+_OUTLOOK_RULE = re.compile(r"border-top:\s*solid\s+#(?:E1E1E1|B5C4DF)", re.I)
 
 # -- style attributes ----------------------------------------------------------------------
 
@@ -286,7 +288,9 @@ class _Marker(_Rewriter):
             or ident in _QUOTE_IDS
             or (self.fold_rest_at and self.fold_rest_at[-1] == self.depth)
         )
-        if ident in _FOLD_REST_IDS:
+        if ident in _FOLD_REST_IDS or (
+            tag == "div" and _OUTLOOK_RULE.search(values.get("style") or "")
+        ):
             self.fold_rest_at.append(self.depth)
         if quoted:
             kept.append((QUOTE_ATTR, "1"))
@@ -335,19 +339,28 @@ def sanitise_mail_html(html: str, inline: Mapping[str, str]) -> str:
     image stored at ingest. See the module docstring for what is kept and why.
     """
     first = _nh3_first(html or "")
-    marked = _Marker(inline).result(first)
-    return _nh3_final(marked, {"img": {INLINE_ATTR, REMOTE_ATTR}}, _final_filter).strip()
+    return sanitise_stored_mail_html(_Marker(inline).result(first))
+
+
+def sanitise_stored_mail_html(html: str) -> str:
+    """The stored form's allowlist alone: idempotent on ``sanitise_mail_html``'s output.
+
+    For code that stores a body already made by ``sanitise_mail_html`` and sanitises
+    whatever it stores (``tickets.stream.entry_row``): a general-purpose pass would strip
+    the image markers, and a general allowlist would keep remote ``src`` attributes.
+    """
+    return _nh3_final(html or "", {"img": {INLINE_ATTR, REMOTE_ATTR}}, _final_filter).strip()
 
 
 def has_remote_images(body_html: str | None) -> bool:
     """Whether a stored body carries remote-image markers (for the "show" button)."""
-    return bool(body_html) and REMOTE_ATTR in (body_html or "")
+    return bool(remote_image_urls(body_html))
 
 
 def remote_image_urls(body_html: str | None) -> list[str]:
     """The remote image URLs of a stored body, for the page's Content-Security-Policy."""
     collector = _RemoteCollector()
-    collector.result(body_html or "")
+    collector.result(sanitise_stored_mail_html(body_html or ""))  # well-formed for the parser
     return collector.urls
 
 
@@ -464,7 +477,10 @@ def render_mail_html(
     ``inline_url`` maps an inline image's public id to the URL this viewer may load it from,
     or None when it is not theirs to see. The result is sanitised again before it is shown.
     """
-    resolved = _Display(inline_url, remote_allowed, quoted_summary).result(body_html or "")
+    # The stored allowlist first: the rewriter then only ever reads nh3's well-formed output,
+    # also for a row that was stored unsanitised.
+    stored = sanitise_stored_mail_html(body_html or "")
+    resolved = _Display(inline_url, remote_allowed, quoted_summary).result(stored)
     return nh3.clean(
         resolved,
         tags=_TAGS,

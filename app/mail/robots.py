@@ -31,7 +31,8 @@ What counts, and why (decisions the issue left open):
 * **Own mail**: the From (or Sender) is one of ``own_addresses`` -- our mail came back,
   a loop in the making.
 * **Mailing lists**: ``List-Id`` (RFC 2919), ``Precedence: list``, ``X-Mailing-List`` /
-  ``Mailing-List`` (ezmlm and older managers), or ``List-Unsubscribe`` together with
+  ``Mailing-List`` (ezmlm), ``X-Mailman-Version``/``X-BeenThere``
+  (Mailman, digests too), ``X-MLServer`` (fml), or ``List-Unsubscribe`` together with
   ``List-Post`` or a bulk ``Precedence``. ``List-Unsubscribe`` *alone* is not enough:
   sales and CRM tools (HubSpot, Outlook plug-ins) add it to mail a real person writes to
   us one to one, and turning away a customer is worse than filing one newsletter.
@@ -192,6 +193,10 @@ def _names_own(value: str, own: Collection[str]) -> bool:
     return False
 
 
+# Headers only list managers write: ezmlm, Mailman (also on digests), fml.
+LIST_HEADERS = ("X-Mailing-List", "Mailing-List", "X-Mailman-Version", "X-BeenThere", "X-MLServer")
+
+
 def _mailing_list(headers: _Headers, own: Collection[str]) -> str | None:
     list_id = headers.first("List-Id")
     list_post = headers.first("List-Post") or ""
@@ -201,7 +206,7 @@ def _mailing_list(headers: _Headers, own: Collection[str]) -> str | None:
         return f"List-Id: {list_id[:80]}"
     if (headers.first("Precedence") or "").strip().lower() == "list":
         return "Precedence: list"
-    for name in ("X-Mailing-List", "Mailing-List", "X-Loop-List"):
+    for name in LIST_HEADERS:
         if headers.has(name):
             return f"{name} header"
     if headers.has("List-Unsubscribe") and headers.has("List-Post"):
@@ -262,12 +267,13 @@ _BOUNCE_BODY = re.compile(
 )
 _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 _ADDRESS_IN_TEXT = re.compile(
-    r"<?([A-Za-z0-9._%+=/'-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)>?"
+    r"<?((?:\"[^\"<>\r\n]{1,64}\"|[A-Za-z0-9._%+=/'-]+)@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)>?"
 )
 _COPY_MARKERS = re.compile(
     r"^(?:-+\s*)?(?:below\s+this\s+line\s+is\s+a\s+copy\s+of\s+the\s+message"
     r"|this\s+is\s+a\s+copy\s+of\s+the\s+message|original\s+message\s+follows|the\s+original"
-    r"\s+message\s+(?:headers?\s+)?(?:was|were|is|are)?\s*(?:as\s+follows|below|attached)?"
+    r"\s+message\s+(?:headers?\s+)?(?:was\s+|were\s+|is\s+|are\s+)?(?:as\s+follows|below"
+    r"|attached|included)"
     r"|undelivered\s+message\s+headers?\s+follows?|unsent\s+message\s+below"
     r"|original\s+message\s+headers?|headers\s+of\s+the\s+original\s+message"
     r"|returned\s+message\s+follows).*$",
@@ -463,6 +469,12 @@ def _dsn_bounce(message: Message) -> Robot | None:
             any_failed = True
     if diagnostic:
         diagnostic = _decode(diagnostic)[:500]
+    if any_failed and not recipients:
+        # The report names the recipient in a form we cannot read ("@mx.example.org");
+        # the human-readable part usually names it plainly.
+        headers = _Headers(message)
+        own = {a for _, a in _addresses(headers.all("From") + headers.all("To"))}
+        recipients = _recipients_in_text(_report_text(_first_text(message)), own)
     original_id, original_subject = _original_headers(message)
     kind = "delivery failure" if any_failed else "delivery status notification"
     return Robot(
@@ -470,6 +482,29 @@ def _dsn_bounce(message: Message) -> Robot | None:
         f"{kind} (RFC 3464 report)" + (f", status {status}" if status else ""),
         Bounce(recipients, status, diagnostic, original_id, original_subject),
     )
+
+
+def _report_text(body: str) -> str:
+    """The bounce's own words, without the copy of the returned message after them."""
+    marker = _COPY_MARKERS.search(body)
+    return body[: marker.start()] if marker else body
+
+
+def _recipients_in_text(report: str, exclude: set[str]) -> list[str]:
+    """Failed addresses as qmail, Postfix, Exim and Sendmail write them in plain text."""
+    recipients: list[str] = []
+    # qmail "<a@b>:", Postfix "<a@b>: host ... said", Exim and Sendmail indented or
+    # ">>>"-marked addresses, "RCPT TO: a@b" transcripts.
+    for match in re.finditer(
+        r"^(?:\s*>>>)?\s*<?([^\s<>@]+@[^\s<>:]+?)>?(?:\s+<[^<>]+>)?:?\s*$"
+        r"|^<([^\s<>@]+@[^\s<>]+)>:|^\s*RCPT\s+TO:\s*<?([^\s<>@]+@[^\s<>]+?)>?\s*$",
+        report,
+        re.MULTILINE | re.IGNORECASE,
+    ):
+        address = (match.group(1) or match.group(2) or match.group(3)).strip(".").lower()
+        if address not in recipients and address not in exclude:
+            recipients.append(address)
+    return recipients or _addresses_in_report(report, exclude)
 
 
 def _addresses_in_report(report: str, exclude: set[str]) -> list[str]:
@@ -497,24 +532,11 @@ def _text_bounce(message: Message, headers: _Headers, why: str) -> Robot:
         for _, address in _addresses([value]):
             if address and address not in recipients:
                 recipients.append(address)
-    body = _first_text(message)
-    marker = _COPY_MARKERS.search(body)
-    report = body[: marker.start()] if marker else body
+    report = _report_text(_first_text(message))
     sender = {addr for _, addr in _addresses(headers.all("From") + headers.all("To"))}
-    if not recipients:
-        # qmail "<a@b>:", Postfix "<a@b>: host ... said", Exim indented addresses.
-        for match in re.finditer(
-            r"^\s*<?([^\s<>@]+@[^\s<>:]+?)>?:?\s*$|^<([^\s<>@]+@[^\s<>]+)>:"
-            r"|^\s*RCPT\s+TO:\s*<?([^\s<>@]+@[^\s<>]+?)>?\s*$",
-            report,
-            re.MULTILINE | re.IGNORECASE,
-        ):
-            address = (match.group(1) or match.group(2) or match.group(3)).strip(".").lower()
-            if address not in recipients and address not in sender:
-                recipients.append(address)
     original_id, original_subject = _original_headers(message)
     if not recipients:
-        recipients = _addresses_in_report(report, sender)
+        recipients = _recipients_in_text(report, sender)
     status_match = _STATUS.search(report)
     status = status_match.group(1) if status_match else None
     diagnostic = None

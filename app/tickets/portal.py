@@ -22,7 +22,7 @@ from app import audit
 from app.actor import Actor
 from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
-from app.models.files import VaultFile
+from app.models.files import FileKind, VaultFile
 from app.models.people import Contact, User
 from app.models.tickets import (
     Category,
@@ -219,6 +219,8 @@ def public_file(ticket: Ticket, public_id: str) -> VaultFile:
         .join(StreamEntry, VaultFile.entry_id == StreamEntry.id)
         .where(
             VaultFile.public_id == public_id,
+            # Inline images have their own route; a mail's original is for agents only.
+            VaultFile.kind == FileKind.ATTACHMENT.value,
             VaultFile.erased_at.is_(None),
             StreamEntry.ticket_id == ticket.id,
             StreamEntry.visibility == Visibility.EXTERNAL.value,

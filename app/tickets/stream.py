@@ -9,6 +9,7 @@ import nh3
 
 from app.actor import Actor, ActorKind
 from app.extensions import db
+from app.mail.content import sanitise_stored_mail_html
 from app.models.tickets import EntryKind, StreamEntry, Ticket, Visibility
 from app.models.types import utcnow
 
@@ -16,6 +17,13 @@ from app.models.types import utcnow
 def sanitise_html(html: str) -> str:
     """Keep formatting, drop scripts, handlers and remote-loading attributes (nh3/ammonia)."""
     return nh3.clean(html, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
+
+
+def _stored_html(kind: EntryKind, html: str) -> str:
+    """Received mail comes sanitised by ``mail.content`` with image markers this keeps."""
+    if kind == EntryKind.MAIL_IN:
+        return sanitise_stored_mail_html(html)
+    return sanitise_html(html)
 
 
 def entry_row(
@@ -40,7 +48,7 @@ def entry_row(
         "author_name": actor.name,
         "author_email": actor.email,
         "body_text": body_text,
-        "body_html": sanitise_html(body_html) if body_html else None,
+        "body_html": _stored_html(kind, body_html) if body_html else None,
         "data": data,
         "created_at": at or utcnow(),
     }

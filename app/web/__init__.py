@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +27,10 @@ from app.web.guards import sign_in_redirect
 NAVIGATION: tuple[tuple[Any, str, tuple[Role, ...]], ...] = (
     (_l("Inbox"), "agent.inbox", (Role.AGENT, Role.SUPERVISOR)),
     (_l("My tasks"), "agent.my_tasks", (Role.AGENT, Role.SUPERVISOR)),
+    (_l("Mail to review"), "agent.mail_review", (Role.AGENT, Role.SUPERVISOR)),
     (_l("Compliance"), "compliance.home", (Role.COMPLIANCE,)),
     (_l("Admin"), "admin.home", (Role.ADMIN,)),
+    (_l("Mail log"), "admin.mail_log", (Role.ADMIN,)),
     (_l("My tickets"), "portal.home", (Role.CUSTOMER,)),
     (_l("Profile"), "portal.profile", (Role.CUSTOMER,)),
 )
@@ -138,9 +141,24 @@ def register_web(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-        )
+        response.headers.setdefault("Content-Security-Policy", content_security_policy())
         return response
+
+
+def content_security_policy(*, image_origins: Sequence[str] = ()) -> str:
+    """The policy of every page; a ticket page may admit a few more image hosts.
+
+    ``image_origins`` are the origins of remote images an agent asked to see on that ticket
+    (see ``app.mail.display``): nothing else remote ever loads. ``style`` attributes are
+    allowed everywhere (``style-src-attr``) because received mail keeps its sanitised inline
+    styles, which are filtered to properties that load nothing, and htmx's boosted
+    navigation keeps the first page's policy for the pages it swaps in: a policy that only
+    ticket pages had would apply or not depending on how the agent got there. Scripts,
+    style elements and style sheets from elsewhere stay forbidden.
+    """
+    images = " ".join(["'self'", "data:", *image_origins])
+    return (
+        f"default-src 'self'; img-src {images}; style-src 'self'; "
+        "style-src-attr 'unsafe-inline'; "
+        "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )

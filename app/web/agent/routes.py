@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -13,11 +13,13 @@ from app.errors import DomainError, InvalidInput
 from app.extensions import csrf, db
 from app.files import queries as file_queries
 from app.files import vault_links
+from app.files.names import content_disposition
 from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.files.uploads import vault_upload
-from app.htmx import go_to, render, wants_fragment
+from app.htmx import go_to, is_boosted, is_htmx, render, wants_fragment
 from app.i18n import parse_local_datetime
+from app.mail import display as mail_display
 from app.models.files import DownloadOutcome
 from app.models.mail import SenderIdentity
 from app.models.people import Lead, Role, Team, User, UserRole
@@ -38,8 +40,10 @@ from app.tickets.inbox import check_version, is_unread, mark_read, set_in_inbox
 from app.tickets.lookup import ticket_by_number, ticket_file, ticket_page
 from app.tickets.queries import inbox as inbox_query
 from app.tickets.replies import answer
+from app.web import content_security_policy
 from app.web.agent import bp
 from app.web.agent.forms import LinkForm
+from app.web.mail_view import MailView
 
 M = TypeVar("M")
 
@@ -85,12 +89,65 @@ def _page_context(t: Ticket) -> dict[str, object]:
             .order_by(SenderIdentity.is_default.desc(), SenderIdentity.name)
         ).all(),
         "unread": is_unread(t, current_user),
+        "mail_in": MailView(t, "agent", t.entries),
     }
 
 
 @bp.get("/tickets/<number>")
 def ticket(number: str) -> Response:
-    return render("agent/ticket.html", **_page_context(ticket_page(number)))
+    """The ticket page; its policy admits the remote images agents asked for on it.
+
+    A boosted navigation keeps the policy of the page it came from, so when this ticket
+    needs image hosts of its own, a boosted request is sent on to a full page load.
+    """
+    context = _page_context(ticket_page(number))
+    mail = cast(MailView, context["mail_in"])
+    if mail.image_origins and is_boosted():
+        return go_to(url_for("agent.ticket", number=cast(Ticket, context["ticket"]).number))
+    response = render("agent/ticket.html", **context)
+    if mail.image_origins:
+        response.headers["Content-Security-Policy"] = content_security_policy(
+            image_origins=mail.image_origins
+        )
+    return response
+
+
+@bp.get("/tickets/<number>/inline/<public_id>")
+def inline_image(number: str, public_id: str) -> Response:
+    """An image from inside a received mail, shown in place (and in the download audit)."""
+    t = ticket_by_number(number)
+    file = mail_display.inline_image(t, public_id, public_only=False)
+    client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+    return file_response(file, request, DownloadAudit(client, user_id=current_user.id))
+
+
+@bp.get("/tickets/<number>/mail/<int:entry_id>/original")
+def mail_original(number: str, entry_id: int) -> Response:
+    """ "Show original": the message as it arrived, as plain text that the browser never runs."""
+    t = ticket_by_number(number)
+    entry = mail_display.mail_entry(t, entry_id)
+    file = mail_display.original_of(entry)
+    client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+    response = file_response(file, request, DownloadAudit(client, user_id=current_user.id))
+    response.headers["Content-Type"] = "text/plain; charset=utf-8"
+    response.headers["Content-Disposition"] = content_disposition(f"{t.number}-{entry.id}.eml.txt")
+    return response
+
+
+@bp.post("/tickets/<number>/mail/<int:entry_id>/remote-images")
+def show_remote_images(number: str, entry_id: int) -> Response:
+    """Load this mail's remote images from now on; the page reloads to widen its policy."""
+    t = ticket_by_number(number)
+    entry = mail_display.mail_entry(t, entry_id)
+    mail_display.show_remote_images(entry, _actor())
+    db.session.commit()
+    target = url_for("agent.ticket", number=t.number, _anchor=f"entry-{entry.id}")
+    if is_htmx():
+        response = Response(status=204)
+        response.headers["HX-Refresh"] = "true"
+        response.vary.add("HX-Request")
+        return response
+    return redirect(target, code=303)
 
 
 COMPOSER_FIELDS = ("visibility", "identity_id", "template", "body", "pending", "pending_until")

@@ -25,6 +25,7 @@ from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.files.uploads import vault_upload
 from app.htmx import render, wants_fragment
+from app.mail import display as mail_display
 from app.models.tickets import Category, Priority, Ticket
 from app.params import id_or_none, page_number
 from app.tickets import portal
@@ -32,6 +33,7 @@ from app.tickets.customer_writes import reply_reopens
 from app.tickets.inbox import mark_read
 from app.web.auth.limits import sign_in_limits
 from app.web.auth.routes import sign_in_page
+from app.web.mail_view import MailView
 from app.web.portal import bp
 from app.web.portal.forms import CloseForm, NewTicketForm, RatingForm
 
@@ -148,9 +150,11 @@ def _ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         formdata=None,
         data={"score": str(rating.score), "comment": rating.comment or ""} if rating else None,
     )
+    entries = portal.public_entries(ticket)
     return {
         "ticket": ticket,
-        "entries": portal.public_entries(ticket),
+        "entries": entries,
+        "mail_in": MailView(ticket, "portal", entries),
         "status_words": portal.status_words,
         "from_customer": portal.is_from_customer,
         "human_size": human_size,
@@ -270,5 +274,14 @@ def download(number: str, public_id: str) -> Response:
     """A file of a public message, through the customer's session; audited like links."""
     t = portal.ticket_for(current_user, number)
     file = portal.public_file(t, public_id)
+    client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+    return file_response(file, request, DownloadAudit(client, user_id=current_user.id))
+
+
+@bp.get("/tickets/<number>/inline/<public_id>")
+def inline_image(number: str, public_id: str) -> Response:
+    """An image inside a mail of the customer's own ticket (external entries only)."""
+    t = portal.ticket_for(current_user, number)
+    file = mail_display.inline_image(t, public_id, public_only=True)
     client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
     return file_response(file, request, DownloadAudit(client, user_id=current_user.id))
