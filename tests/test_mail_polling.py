@@ -576,3 +576,50 @@ def test_a_password_that_cannot_be_opened_is_reported_not_sent_elsewhere(
     listing = client.get("/admin/mailboxes").get_data(as_text=True)
     assert "The stored password cannot be opened" in listing
     assert subjects(app) == []
+
+
+def test_large_attachments_are_fetched_in_batches_bounded_by_bytes(
+    app: Flask,
+    client: FlaskClient,
+    admin: Person,
+    imap_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two 1 MB attachments and a small mail under a 2 MB batch limit: two batches."""
+    from app.files.store import get_vault
+    from app.mail import imap
+    from app.models.files import FileKind, VaultFile
+
+    monkeypatch.setattr(imap, "BATCH_MAX_BYTES", 2 * 1024 * 1024)
+    user = imap_user(imap_server)
+    payloads = {}
+    for n in range(2):
+        mail = EmailMessage()
+        mail["From"] = "kunde@example.com"
+        mail["To"] = "support@example.test"
+        mail["Subject"] = f"Scan {n} attached"
+        mail["Message-ID"] = f"<scan{n}@example.com>"
+        mail.set_content("The scan is attached.")
+        mail.add_alternative("<p>The scan is <b>attached</b>.</p>", subtype="html")
+        payloads[n] = os.urandom(1024 * 1024)  # 1.4 MB once base64-encoded
+        mail.add_attachment(
+            payloads[n], maintype="application", subtype="pdf", filename=f"s{n}.pdf"
+        )
+        imap_server.append(user, PASSWORD, bytes(mail))
+    imap_server.append(user, PASSWORD, message("Small one", n=9))
+    mailbox_id = add_mailbox(client, imap_server, user)
+    with app.app_context():
+        job = enqueue(poll_mailbox, args=(mailbox_id,))
+    run_jobs(app)
+    assert job.return_value()["filed"] == 3
+    job.refresh()
+    assert (job.meta["batches"], job.meta["fetched"]) == (2, 3)  # [scan 0], [scan 1, small]
+    assert subjects(app) == ["Scan 0 attached", "Scan 1 attached", "Small one"]
+    with app.app_context():
+        files = db.session.scalars(
+            select(VaultFile).where(VaultFile.kind == FileKind.ATTACHMENT.value)
+        ).all()
+        assert sorted(f.display_name for f in files) == ["s0.pdf", "s1.pdf"]
+        stored = {f.display_name: b"".join(get_vault().iter_plaintext(f.blob_id)) for f in files}
+        assert stored == {"s0.pdf": payloads[0], "s1.pdf": payloads[1]}
+    assert all(f == {"\\Seen", FILED_KEYWORD} for f in server_state(imap_server, user).values())

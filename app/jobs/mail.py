@@ -87,7 +87,7 @@ QUEUED_KEY = "vaultdesk:mailbox-poll-queued:{id}"
 
 @job("mail", timeout=POLL_JOB_SECONDS)
 def poll_mailbox(mailbox_id: int) -> dict[str, Any]:
-    """Poll one mailbox now; progress (messages fetched) is in the job's meta."""
+    """Poll one mailbox now; progress (messages fetched, batches) is in the job's meta."""
     redis = redis_client.connection
     mailbox = db.session.get(Mailbox, mailbox_id)
     if mailbox is None or not mailbox.active:
@@ -98,6 +98,7 @@ def poll_mailbox(mailbox_id: int) -> dict[str, Any]:
     def progress(count: int) -> None:
         if current is not None:
             current.meta["fetched"] = int(current.meta.get("fetched", 0)) + count
+            current.meta["batches"] = int(current.meta.get("batches", 0)) + 1
             current.save_meta()
 
     try:
