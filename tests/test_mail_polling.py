@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from app.extensions import db, redis_client
 from app.jobs import enqueue
 from app.jobs.mail import enqueue_due_polls, poll_mailbox, sweep_mail_drop
-from app.mail.imap import FILED_KEYWORD, POLL_LOCK, ImapSettings, check_connection
+from app.mail.imap import FILED_KEYWORD, POLL_LOCK, ImapSettings, check_connection, folder_name
 from app.models import Role
 from app.models.inbound import InboundMail, Mailbox, MailSource
 from app.models.tickets import Ticket
@@ -68,7 +68,7 @@ def server_state(
     """Subject -> flags of every message in ``folder``, read over IMAP (\\Recent left out:
     the server sets it for whichever session sees a message first)."""
     with imap_server.connect(user, password) as conn:
-        typ, _ = conn.select(f'"{folder}"')
+        typ, _ = conn.select(f'"{folder_name(folder)}"')
         assert typ == "OK", folder
         typ, data = conn.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         state: dict[str, set[str]] = {}
@@ -157,14 +157,14 @@ def test_move_after_import_moves_to_the_folder(
     for n in range(3):
         imap_server.append(user, PASSWORD, message(f"Moved mail {n}", n=n))
     mailbox_id = add_mailbox(
-        client, imap_server, user, after_import="move", move_to="Filed by Vaultdesk"
+        client, imap_server, user, after_import="move", move_to="Erledigt – von Vaultdesk ✓"
     )
     with app.app_context():
         enqueue(poll_mailbox, args=(mailbox_id,))
     run_jobs(app)
     assert subjects(app) == ["Moved mail 0", "Moved mail 1", "Moved mail 2"]
     assert server_state(imap_server, user) == {}
-    moved = server_state(imap_server, user, "Filed by Vaultdesk")
+    moved = server_state(imap_server, user, "Erledigt – von Vaultdesk ✓")
     assert sorted(moved) == ["Moved mail 0", "Moved mail 1", "Moved mail 2"]
 
 
@@ -623,3 +623,16 @@ def test_large_attachments_are_fetched_in_batches_bounded_by_bytes(
         stored = {f.display_name: b"".join(get_vault().iter_plaintext(f.blob_id)) for f in files}
         assert stored == {"s0.pdf": payloads[0], "s1.pdf": payloads[1]}
     assert all(f == {"\\Seen", FILED_KEYWORD} for f in server_state(imap_server, user).values())
+
+
+def test_a_password_beyond_ascii_logs_in(app: Flask, imap_server: Any) -> None:
+    """imaplib's LOGIN is ASCII only; such passwords go over AUTHENTICATE PLAIN in UTF-8."""
+    user = imap_user(imap_server, password="Grüße-zum-Passwort")
+    settings = ImapSettings(imap_server.host, imap_server.port, "none", user, "Grüße-zum-Passwort")
+    with app.test_request_context():
+        result = check_connection(settings)
+        wrong = check_connection(
+            ImapSettings(imap_server.host, imap_server.port, "none", user, "Grüße-falsch")
+        )
+    assert result.ok, result.lines
+    assert not wrong.ok and any("AUTHENTICATIONFAILED" in line for line in wrong.lines)

@@ -24,6 +24,7 @@ adds a CA to trust, for a company CA or the tests' own.
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import logging
 import re
@@ -31,6 +32,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -91,8 +93,31 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
+def folder_name(name: str) -> str:
+    """``name`` in IMAP's modified UTF-7 (RFC 3501, 5.1.3), as servers expect folder names:
+    "Erledigt – ä" is sent as "Erledigt &ICAA5A-"; imaplib would refuse it as non-ASCII."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            encoded = base64.b64encode("".join(pending).encode("utf-16-be")).rstrip(b"=")
+            out.append("&" + encoded.decode("ascii").replace("/", ",") + "-")
+            pending.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    return "".join(out)
+
+
 def _quote(folder: str) -> str:
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    encoded = folder_name(folder)
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass
@@ -148,7 +173,7 @@ class ImapMailbox:
         self.conn = conn
         try:
             try:
-                typ, data = conn.login(s.username, s.password)
+                typ, data = _log_in(conn, s.username, s.password)
             except imaplib.IMAP4.error as error:
                 answer = _describe(error)
                 # imaplib drops the status word of a refused login; admins expect "NO …".
@@ -164,14 +189,15 @@ class ImapMailbox:
             typ, data = conn.select(_quote(s.folder))
             if typ != "OK":
                 raise ImapError("SELECT", _text(data))
-            self.exists = int(data[0] or 0) if data and data[0] else 0
+            count = _text(data[0]) if data and data[0] else "0"
+            self.exists = int(count) if count.isdigit() else 0
             permanent = _text(conn.untagged_responses.get("PERMANENTFLAGS", [])).strip("()")
             self.keywords_allowed = "\\*" in permanent.split() or FILED_KEYWORD in permanent
             self.transcript.add(
                 "SELECT " + s.folder,
                 _("%(count)d messages", count=self.exists),
             )
-        except (OSError, imaplib.IMAP4.abort) as error:
+        except (OSError, imaplib.IMAP4.error) as error:
             self.close()
             raise ImapError(_("connection"), _describe(error)) from error
         except BaseException:
@@ -314,6 +340,22 @@ class ImapMailbox:
         typ, data = conn.create(_quote(folder))
         if typ != "OK":
             raise ImapError("CREATE " + folder, _text(data))
+
+
+def _log_in(conn: imaplib.IMAP4, username: str, password: str) -> tuple[str, list[Any]]:
+    """LOGIN, or AUTHENTICATE PLAIN for names and passwords beyond ASCII.
+
+    imaplib sends LOGIN arguments as ASCII (a password like "pässwort" would raise before
+    anything reached the server); SASL PLAIN carries UTF-8, as RFC 4616 says.
+    """
+    if username.isascii() and password.isascii():
+        return conn.login(username, password)
+    if "AUTH=PLAIN" not in {c.upper() for c in conn.capabilities}:
+        raise imaplib.IMAP4.error(
+            _("the server offers no AUTH=PLAIN, which a password beyond ASCII needs")
+        )
+    secret = b"\0" + username.encode("utf-8") + b"\0" + password.encode("utf-8")
+    return conn.authenticate("PLAIN", lambda _challenge: secret)
 
 
 def _describe(error: BaseException) -> str:
