@@ -49,14 +49,14 @@ def _port(value: str | None) -> int | None:
     text = (value or "").strip()
     if not text:
         return None
-    if not text.isdigit() or len(text) > 5:
+    if not (text.isascii() and text.isdigit()) or len(text) > 5:  # "²" is a digit too
         return -1  # refused by validation with its message
     return int(text)
 
 
 def _interval(value: str | None) -> int:
     text = (value or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 6 else 0
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
 
 
 def _form_from_request() -> MailboxForm:
