@@ -190,7 +190,7 @@ class ImapMailbox:
             if typ != "OK":
                 raise ImapError("SELECT", _text(data))
             count = _text(data[0]) if data and data[0] else "0"
-            self.exists = int(count) if count.isdigit() else 0
+            self.exists = int(count) if count.isascii() and count.isdigit() else 0
             permanent = _text(conn.untagged_responses.get("PERMANENTFLAGS", [])).strip("()")
             self.keywords_allowed = "\\*" in permanent.split() or FILED_KEYWORD in permanent
             self.transcript.add(
