@@ -143,18 +143,23 @@ def vault_rotate_command() -> None:
             "The key ring comes from VAULTDESK_VAULT_KEYS; add the new key there and run "
             "`vaultdesk vault rewrap`."
         )
+    from app.mail.mailboxes import reseal_passwords
+
     report = get_vault().add_kek_and_rewrap()
+    resealed = reseal_passwords()
     audit.record(
         Actor.system("vaultdesk cli"),
         "vault.rotate_key",
         "key",
         report.key_id,
         rewrapped=report.rewrapped,
+        mailbox_passwords=resealed,
     )
     db.session.commit()
     click.echo(
         f"New current key {report.key_id}: {report.rewrapped} files re-wrapped, "
-        f"{report.already_current} already on it. Bodies were not re-encrypted."
+        f"{report.already_current} already on it, {resealed} mailbox passwords re-sealed. "
+        "Bodies were not re-encrypted."
     )
 
 
@@ -163,9 +168,15 @@ def vault_rotate_command() -> None:
 def vault_rewrap_command() -> None:
     """Re-wrap every file's data key to the current key (after editing the key ring)."""
     from app.files.store import get_vault
+    from app.mail.mailboxes import reseal_passwords
 
     report = get_vault().rewrap()
-    click.echo(f"{report.rewrapped} files re-wrapped to {report.key_id}.")
+    resealed = reseal_passwords()
+    db.session.commit()
+    click.echo(
+        f"{report.rewrapped} files re-wrapped to {report.key_id}, "
+        f"{resealed} mailbox passwords re-sealed."
+    )
 
 
 @vault_group.command("retire-key")
@@ -176,8 +187,13 @@ def vault_retire_command(key_id: str) -> None:
     from app import audit
     from app.actor import Actor
     from app.files.store import get_vault
+    from app.mail.mailboxes import key_ids_in_use
     from vault import VaultError
 
+    if key_id in key_ids_in_use():
+        raise click.ClickException(
+            f"Mailbox passwords are still sealed with {key_id}; run `vaultdesk vault rewrap` first."
+        )
     try:
         get_vault().retire_kek(key_id)
     except VaultError as error:

@@ -74,6 +74,9 @@ SETTINGS: tuple[Setting, ...] = (
         "smtp://user:pass@host:587?starttls=1 (unset: mails go to instance/outbox)",
     ),
     Setting("MAIL_FROM", "Vaultdesk <contact@localhost>", "sender of sign-in and notice mails"),
+    Setting("MAIL_DROP_DIR", None, "drop folder for message files (default: instance/mail-drop)"),
+    Setting("MAIL_IMAP_TIMEOUT", 30, "seconds to wait for an IMAP server before giving up", int),
+    Setting("MAIL_IMAP_CA_FILE", None, "extra CA certificate (PEM) to trust for IMAP over TLS"),
     Setting(
         "REOPEN_DAYS",
         30,
@@ -210,6 +213,8 @@ def finalise(config: dict[str, Any], folder: Path) -> dict[str, Any]:
         out["VAULT_DIR"] = str(folder / "vault")
     if not config.get("VAULT_KEY_DIR"):
         out["VAULT_KEY_DIR"] = str(folder / "keys")
+    if not config.get("MAIL_DROP_DIR"):
+        out["MAIL_DROP_DIR"] = str(folder / "mail-drop")
     # Streaming uploads are checked by the vault; this stops absurd bodies before parsing.
     out["MAX_CONTENT_LENGTH"] = int(config["VAULT_MAX_UPLOAD_BYTES"]) + 1024 * 1024
     database_url = config.get("DATABASE_URL") or out["DATABASE_URL"]

@@ -659,3 +659,54 @@ def test_retry_files_a_throttled_mail_and_leaves_an_unreadable_one_held(
     assert inbound.is_open
     with pytest.raises(InvalidInput):
         held.new_ticket(inbound, Actor.staff(admin))
+
+
+def test_jobs_of_a_batch_reach_redis_only_with_its_commit(desk: Mailbox) -> None:
+    """Each message runs in a savepoint; releasing one must not hand jobs to RQ early."""
+    before = queue("ai").count
+    context = ingest.Context.load(MailSource.IMPORT, desk)
+    for i in range(3):
+        ingest.file_one(mail(subject=f"batch {i}"), context)
+        assert queue("ai").count == before  # nothing committed yet, nothing enqueued
+    db.session.commit()
+    assert queue("ai").count == before + 3
+    job = queue("ai").fetch_job(queue("ai").job_ids[-1])
+    assert job.func_name == "app.jobs.ai.classify_ticket" and job.retries_left == 2
+
+
+_NOT_MAIL = ("licen", "copying", "readme", "sources")
+
+
+def test_every_real_message_in_the_corpora_is_filed_or_held_with_a_reason(desk: Mailbox) -> None:
+    """About a thousand real messages (tests/data/mail, with their licences): none raises."""
+    from app.mail.sources import batches, iter_messages
+
+    folder = Path(__file__).parent / "data" / "mail"
+    files = [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+        and p.suffix.lower() not in (".json", ".md", ".list", ".py")
+        and not p.name.lower().startswith(_NOT_MAIL)
+    ]
+    assert len(files) > 900
+    outcomes: dict[str, int] = {}
+    for batch in batches(iter_messages([str(p) for p in files])):
+        for filed in file_batch([(m.raw, m.ref) for m in batch], source=MailSource.IMPORT):
+            outcome = filed.outcome.value
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if filed.outcome in (MailOutcome.CREATED, MailOutcome.APPENDED):
+                assert filed.ticket_number
+            elif filed.outcome is not MailOutcome.DUPLICATE:
+                assert filed.reason, filed
+    # Robots (sisimai's bounces and auto-replies) open no ticket; people's mail does.
+    assert outcomes["ignored"] > 500 and outcomes["created"] > 250
+    # Held only for what a person would hold it for.
+    reasons = db.session.execute(
+        select(InboundMail.reason).where(InboundMail.outcome == "quarantined")
+    ).scalars()
+    assert {r.split(":")[0] for r in reasons} <= {"no sender address", "throttled", "unreadable"}
+    not_filed = db.session.execute(
+        select(func.count(InboundMail.id)).where(InboundMail.raw_file_id.is_(None))
+    ).scalar_one()
+    assert not_filed == 0

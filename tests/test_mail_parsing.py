@@ -269,3 +269,15 @@ def test_stalwart_expected_parse_results(eml: Path) -> None:
     ours = {a.filename for a in mail.attachments}
     for name in names:
         assert name in ours
+
+
+def test_sender_addresses_in_broken_or_utf8_headers_are_still_found() -> None:
+    bare = parse_message(b"From: Big Bug bb@bug.com\nSubject: x\n\nhi\n")
+    assert bare.from_address == "bb@bug.com"
+    at_in_name = parse_message(b"From: jang@xyzlinu <jang@xyzlinux1.it>\nSubject: x\n\nhi\n")
+    assert at_in_name.from_address == "jang@xyzlinux1.it"
+    utf8 = parse_message(
+        (DATA / "mikel_mail/spec/fixtures/emails/rfc6532/utf8_headers.eml").read_bytes()
+    )
+    assert utf8.from_address == "jdöe@xn--mchine-bua.example"
+    assert utf8.from_name == "Jöhn Doe" and utf8.subject == "Säying Hello"

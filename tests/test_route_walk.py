@@ -32,6 +32,7 @@ from app.files import vault_links
 from app.files.store import store_upload
 from app.mail.identities import add_template, save_identity
 from app.mail.ingest import file_message
+from app.mail.mailboxes import MailboxForm, save_mailbox
 from app.models import Role
 from app.models.inbound import MailSource
 from app.models.people import Contact, User
@@ -138,6 +139,18 @@ def world(app: Flask, make_user: Any) -> World:
             source=MailSource.PIPE,
         )
         assert held.outcome == "review", held
+        mailbox = save_mailbox(
+            system,
+            MailboxForm(
+                name="Support",
+                address="support@desk.test",
+                host="imap.invalid",
+                security="none",
+                username="support",
+                password="walk-secret",
+            ),
+        )
+        db.session.commit()
         values = {
             "number": ticket.number,
             "other": other.number,
@@ -152,6 +165,7 @@ def world(app: Flask, make_user: Any) -> World:
             "contact_id": str(contact.id),
             "inbound_id": str(held.inbound_id),
             "identity_id": str(identity.id),
+            "mailbox_id": str(mailbox.id),
             "view": "dispatcher",
             "name": "x",
             "filename": "app.js",

@@ -18,7 +18,7 @@ from app.files.names import display_name
 from app.models.files import FileKind, VaultFile
 from app.models.tickets import StreamEntry, Ticket
 from app.models.types import utcnow
-from vault import FileTooLarge, KeyRing, Vault, storage_from_url
+from vault import FileTooLarge, KeyRing, StoredFile, Vault, storage_from_url
 from vault.vault import DEFAULT_MIME_TYPE
 
 TEXT_MIME = "text/plain; charset=utf-8"
@@ -87,9 +87,28 @@ def store_upload(
         raise InvalidInput(
             f"“{display_name(filename)}” is larger than the limit of {human_size(limit)}."
         ) from None
-    mime = stored.mime_type
-    if mime == DEFAULT_MIME_TYPE and stored.size:
-        head = b"".join(vault.read_range(stored.blob_id, 0, min(stored.size, 4096) - 1))
+    return record_stored(stored, filename, actor, ticket=ticket, entry=entry, kind=kind)
+
+
+def record_stored(
+    stored: StoredFile,
+    filename: str,
+    actor: Actor,
+    *,
+    ticket: Ticket | None = None,
+    entry: StreamEntry | None = None,
+    kind: FileKind = FileKind.ATTACHMENT,
+    mime_type: str | None = None,
+) -> VaultFile:
+    """The row (and audit row) of a blob already in the vault.
+
+    ``store_upload`` does both steps; mail ingestion puts a batch's originals into the
+    vault concurrently first (the fsyncs overlap) and records each here, with the type it
+    knows (``mime_type``) so nothing is read back to sniff it.
+    """
+    mime = mime_type or stored.mime_type
+    if mime_type is None and mime == DEFAULT_MIME_TYPE and stored.size:
+        head = b"".join(get_vault().read_range(stored.blob_id, 0, min(stored.size, 4096) - 1))
         if _looks_like_text(head):
             mime = TEXT_MIME
     row = VaultFile(

@@ -137,8 +137,46 @@ def enqueue_after_commit(
 
 @event.listens_for(Session, "after_commit")
 def _flush_pending(session: Session) -> None:
-    for parked in session.info.pop(_PENDING, []):
-        enqueue(parked.func, parked.args, parked.kwargs, parked.options)
+    # SQLAlchemy 2.1 fires after_commit for a savepoint's release too: the data is not
+    # committed yet then, so the jobs wait for the outermost commit.
+    if session.in_nested_transaction():
+        return
+    parked = session.info.pop(_PENDING, [])
+    if len(parked) == 1:
+        enqueue(parked[0].func, parked[0].args, parked[0].kwargs, parked[0].options)
+    elif parked:
+        _enqueue_together(parked)
+
+
+def _enqueue_together(parked: list[_Parked]) -> None:
+    """Many jobs from one commit (a batch of mail): one Redis round trip per queue.
+
+    Delayed jobs go one by one (they go to the scheduler's registry, not the queue).
+    """
+    by_queue: dict[str, list[_Parked]] = {}
+    for item in parked:
+        if item.options.delay is not None:
+            enqueue(item.func, item.args, item.kwargs, item.options)
+        else:
+            by_queue.setdefault(spec_of(item.func).queue, []).append(item)
+    for name, items in by_queue.items():
+        target = queue(name)
+        datas = []
+        for item in items:
+            spec = spec_of(item.func)
+            datas.append(
+                Queue.prepare_data(
+                    item.func,
+                    args=item.args,
+                    kwargs=item.kwargs,
+                    timeout=spec.timeout,
+                    result_ttl=spec.result_ttl,
+                    failure_ttl=spec.failure_ttl,
+                    job_id=item.options.job_id,
+                    retry=spec.retry,
+                )
+            )
+        target.enqueue_many(datas)
 
 
 @event.listens_for(Session, "after_soft_rollback")

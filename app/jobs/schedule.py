@@ -18,6 +18,7 @@ from redis import Redis
 from rq.cron import CronScheduler
 
 from app.jobs import enqueue, spec_of
+from app.jobs.mail import enqueue_due_polls, sweep_mail_drop
 from app.jobs.vault import sweep_orphan_blobs
 
 
@@ -31,6 +32,9 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     # Nightly, off the hour so several installations on one storage do not collide.
     Periodic(sweep_orphan_blobs, cron="17 3 * * *"),
+    # Each mailbox has its own interval; this only enqueues the polls that are due.
+    Periodic(enqueue_due_polls, cron="* * * * *"),
+    Periodic(sweep_mail_drop, cron="* * * * *"),
 )
 
 

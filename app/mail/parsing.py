@@ -44,6 +44,7 @@ MAX_ID = 900  # Message-IDs longer than this are cut (the column holds 998)
 _MSGID = re.compile(r"<([^<>\s]{1,998})>")
 _SURROGATE_OR_NUL = re.compile("[\ud800-\udfff\x00]")
 _SPACES = re.compile(r"[ \t\r\n]+")
+_LOOSE_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
 _OBS_HEADER = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)  # RFC 822 "From  : x"
 
 
@@ -83,7 +84,23 @@ class ParsedMail:
 
 
 def clean_text(text: str) -> str:
-    """Replace what no database or page should hold: lone surrogates and NUL."""
+    """Replace what no database or page should hold: lone surrogates and NUL.
+
+    Raw 8-bit header bytes (RFC 6532 UTF-8 headers, or a client that did not encode)
+    arrive from the parser as escaped surrogates: they are read as UTF-8 first, then
+    Windows-1252, and only what neither explains becomes a replacement character.
+    """
+    if _SURROGATE_OR_NUL.search(text) is None:
+        return text
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = None
+    if data is not None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", errors="replace")
     return _SURROGATE_OR_NUL.sub("\ufffd", text)
 
 
@@ -181,11 +198,31 @@ def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for display, addr in pairs:
-        addr = clean_text(addr).strip().strip("<>").lower()
+        addr = _ascii_domain(clean_text(addr).strip().strip("<>").lower())
         if is_address(addr) and addr not in seen:
             seen.add(addr)
             out.append((clean_text(_SPACES.sub(" ", display)).strip(), addr))
+    if not out:
+        # Broken syntax ("Big Bug bb@bug.com", an @ in the display name): take what
+        # looks like an address, the way a person reading the header would.
+        for raw in _raw_values(msg, name):
+            for found in _LOOSE_ADDRESS.findall(raw):
+                addr = _ascii_domain(found.lower())
+                if is_address(addr) and addr not in seen:
+                    seen.add(addr)
+                    out.append(("", addr))
     return out
+
+
+def _ascii_domain(address: str) -> str:
+    """``jdöe@mächine.example`` -> ``jdöe@xn--mchine-...``: IDN domains as DNS spells them."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
 
 
 def _ids(text: str | None) -> list[str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_BATCH_MESSAGES = 200
-MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 _MBOXRD_QUOTED = re.compile(rb"^>(>*From )")
 
 

@@ -123,16 +123,14 @@ def inline_image(number: str, public_id: str) -> Response:
 
 @bp.get("/tickets/<number>/mail/<int:entry_id>/original")
 def mail_original(number: str, entry_id: int) -> Response:
-    """"Show original": the message as it arrived, as plain text that the browser never runs."""
+    """ "Show original": the message as it arrived, as plain text that the browser never runs."""
     t = ticket_by_number(number)
     entry = mail_display.mail_entry(t, entry_id)
     file = mail_display.original_of(entry)
     client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
     response = file_response(file, request, DownloadAudit(client, user_id=current_user.id))
     response.headers["Content-Type"] = "text/plain; charset=utf-8"
-    response.headers["Content-Disposition"] = content_disposition(
-        f"{t.number}-{entry.id}.eml.txt"
-    )
+    response.headers["Content-Disposition"] = content_disposition(f"{t.number}-{entry.id}.eml.txt")
     return response
 
 

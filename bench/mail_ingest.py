@@ -1,0 +1,250 @@
+"""Mail ingestion throughput: the real pipeline, one process, a fresh SQLite desk.
+
+Run: ``.venv/bin/python bench/mail_ingest.py [--count 2000] [--from-dir DIR] [--profile]``
+
+What it does, as ``vaultdesk mail import FOLDER`` would: ``create_app`` on a fresh SQLite
+file in a temporary instance folder (migrated with ``flask_migrate.upgrade``), a throw-away
+Redis (``tests.services.RedisServer``; the jobs ingestion enqueues after each commit go to
+it, and are not run), then the messages are read from ``.eml`` files with
+``app.mail.sources`` and filed by ``app.mail.ingest.file_batch`` in the import command's
+batches: parsing, dedupe row, the original encrypted into the vault, threading, contact,
+ticket or entry, attachments into the vault, the audit rows, one commit per batch.
+
+Without ``--from-dir`` it writes ``--count`` messages first (not timed): four in ten open
+new tickets (half from known contacts), three in ten reply by the ticket number in the
+subject, two in ten reply by ``In-Reply-To``/``References`` only, and one in ten opens a
+ticket with one to three attachments of 100 KB to 5 MB. Replies are written after the
+tickets they answer exist, since their numbers are only known then. With ``--from-dir``
+it ingests the ``.eml`` files of DIR as they are; a file with an attachment part counts
+as an attachment message.
+
+Prints ``plain_messages=``, ``attachment_messages=``, then the lines scripts parse:
+``msgs_per_s_plain=``, ``msgs_per_s_attachments=`` and ``peak_rss_mb=`` (the process's
+maximum resident set: flat in the number of messages when batches stay bounded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import resource
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.mail.ingest import file_batch  # noqa: E402
+from app.mail.sources import batches, iter_messages  # noqa: E402
+from app.models.inbound import InboundMail, Mailbox, MailSource  # noqa: E402
+from app.models.people import Account, Contact  # noqa: E402
+from app.models.tickets import Ticket  # noqa: E402
+from app.models.types import utcnow  # noqa: E402
+
+SUPPORT = "support@desk.test"
+BODY = (
+    "Hello,\n\nsince this morning the VPN drops every few minutes and the printer on the "
+    "second floor no longer answers. We restarted both twice. Could you have a look?\n\n"
+    "Kind regards\n"
+)
+SUBJECTS = ["VPN drops", "Printer offline", "Invoice question", "Password reset", "Slow CRM"]
+
+
+def message(
+    sender: str,
+    subject: str,
+    *,
+    in_reply_to: str | None = None,
+    files: list[bytes] | None = None,
+    html: bool = False,
+) -> tuple[str, bytes]:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = SUPPORT
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    message_id = make_msgid(domain="customer.test")
+    msg["Message-ID"] = message_id
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = in_reply_to
+    msg.set_content(BODY)
+    if html:
+        msg.add_alternative(f"<p>{BODY.replace(chr(10), '<br>')}</p>", subtype="html")
+    for n, data in enumerate(files or [], 1):
+        msg.add_attachment(
+            data, maintype="application", subtype="octet-stream", filename=f"report-{n}.bin"
+        )
+    return message_id, msg.as_bytes()
+
+
+def write(folder: Path, name: str, raw: bytes) -> None:
+    (folder / f"{name}.eml").write_bytes(raw)
+
+
+def ingest(folder: Path) -> tuple[int, float]:
+    """File every message of ``folder`` as the import command does; (count, seconds)."""
+    mailbox = db.session.execute(select(Mailbox)).scalar_one_or_none()
+    count = 0
+    started = time.perf_counter()
+    for batch in batches(iter_messages([str(folder)])):
+        results = file_batch([(m.raw, m.ref) for m in batch], source=MailSource.IMPORT,
+                             mailbox=mailbox)  # fmt: skip
+        count += len(results)
+    return count, time.perf_counter() - started
+
+
+def populate(rng: random.Random) -> list[str]:
+    """A mailbox and 200 known contacts in 40 accounts; returns 400 sender addresses."""
+    db.session.add(Mailbox(name="Support", address=SUPPORT, host="imap.test", username="s"))
+    accounts = [Account(name=f"Customer {i} GmbH") for i in range(40)]
+    db.session.add_all(accounts)
+    for i in range(200):
+        db.session.add(
+            Contact(name=f"Known {i}", email=f"known{i}@customer.test", account=accounts[i % 40])
+        )
+    db.session.commit()
+    return [f"known{i}@customer.test" for i in range(200)] + [
+        f"stranger{i}@elsewhere.test" for i in range(200)
+    ]
+
+
+def generated(args: argparse.Namespace, root: Path) -> tuple[Path, Path, Path]:
+    """Folders: new tickets, replies (written once the tickets exist), attachment mails."""
+    rng = random.Random(2026)  # noqa: S311 -- test data
+    senders = populate(rng)
+    new_dir, reply_dir, file_dir = root / "new", root / "replies", root / "files"
+    for folder in (new_dir, reply_dir, file_dir):
+        folder.mkdir()
+    total = args.count
+    n_new, n_subject, n_header = total * 4 // 10, total * 3 // 10, total * 2 // 10
+    n_files = total - n_new - n_subject - n_header
+    opened: list[tuple[str, str]] = []  # (sender, Message-ID)
+    for i in range(n_new):
+        sender = senders[i % len(senders)]
+        mid, raw = message(sender, f"{rng.choice(SUBJECTS)} #{i}", html=i % 3 == 0)
+        opened.append((sender, mid))
+        write(new_dir, f"new-{i:06d}", raw)
+    for i in range(n_files):
+        blobs = [
+            rng.randbytes(rng.randint(100 * 1024, 5 * 1024 * 1024))
+            for _ in range(rng.randint(1, 3))
+        ]
+        _, raw = message(senders[-1 - i % len(senders)], f"Logs attached #{i}", files=blobs)
+        write(file_dir, f"files-{i:06d}", raw)
+    return new_dir, reply_dir, file_dir
+
+
+def write_replies(args: argparse.Namespace, new_dir: Path, reply_dir: Path) -> None:
+    rng = random.Random(7)  # noqa: S311 -- test data
+    rows = db.session.execute(
+        select(InboundMail.message_id, InboundMail.from_address, Ticket.number).join(
+            Ticket, Ticket.id == InboundMail.ticket_id
+        )
+    ).all()
+    total = args.count
+    n_subject, n_header = total * 3 // 10, total * 2 // 10
+    for i in range(n_subject):
+        mid, sender, number = rng.choice(rows)
+        _, raw = message(sender, f"Re: [#{number}] still broken")
+        write(reply_dir, f"subject-{i:06d}", raw)
+    for i in range(n_header):
+        mid, sender, _number = rng.choice(rows)
+        _, raw = message(sender, "Re: still broken", in_reply_to=f"<{mid}>")
+        write(reply_dir, f"header-{i:06d}", raw)
+
+
+def split_dir(source: Path, root: Path) -> tuple[Path, Path]:
+    plain, files = root / "plain", root / "files"
+    plain.mkdir()
+    files.mkdir()
+    for path in sorted(source.glob("*.eml")):
+        raw = path.read_bytes()
+        lowered = raw.lower()
+        has_files = b"content-disposition: attachment" in lowered or b"ms-tnef" in lowered
+        (files if has_files else plain).joinpath(path.name).symlink_to(path.resolve())
+    return plain, files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--from-dir", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    from tests.services import RedisServer
+
+    redis = RedisServer().start()
+    profiler = cProfile.Profile() if args.profile else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="vaultdesk-mail-bench-") as tmp:
+            root = Path(tmp)
+            instance = root / "instance"
+            instance.mkdir()
+            app = create_app(
+                {
+                    "INSTANCE_PATH": str(instance),
+                    "DATABASE_URL": f"sqlite:///{instance / 'bench.db'}",
+                    "REDIS_URL": redis.url,
+                    "SECRET_KEY": "bench",
+                }
+            )
+            with app.app_context():
+                upgrade()
+                plain_time = files_time = 0.0
+                plain_count = files_count = 0
+                if args.from_dir:
+                    plain, files = split_dir(args.from_dir, root)
+                    if profiler:
+                        profiler.enable()
+                    plain_count, plain_time = ingest(plain)
+                    if profiler:
+                        profiler.disable()  # the profile is of plain mail
+                    files_count, files_time = ingest(files)
+                else:
+                    new_dir, reply_dir, file_dir = generated(args, root)
+                    if profiler:
+                        profiler.enable()
+                    n1, t1 = ingest(new_dir)
+                    if profiler:
+                        profiler.disable()
+                    write_replies(args, new_dir, reply_dir)
+                    if profiler:
+                        profiler.enable()
+                    n2, t2 = ingest(reply_dir)
+                    if profiler:
+                        profiler.disable()  # the profile is of plain mail
+                    plain_count, plain_time = n1 + n2, t1 + t2
+                    files_count, files_time = ingest(file_dir)
+                if profiler:
+                    profiler.disable()
+                db.session.remove()
+                db.engine.dispose()
+    finally:
+        redis.stop()
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"plain_messages={plain_count}")
+    print(f"attachment_messages={files_count}")
+    print(f"msgs_per_s_plain={plain_count / plain_time if plain_time else 0:.1f}")
+    print(f"msgs_per_s_attachments={files_count / files_time if files_time else 0:.1f}")
+    print(f"peak_rss_mb={peak:.1f}")
+    sys.stdout.flush()
+    os._exit(0)  # the temporary folder is gone; skip interpreter teardown of pools
+
+
+if __name__ == "__main__":
+    main()
