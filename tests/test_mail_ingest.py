@@ -710,3 +710,24 @@ def test_every_real_message_in_the_corpora_is_filed_or_held_with_a_reason(desk: 
         select(func.count(InboundMail.id)).where(InboundMail.raw_file_id.is_(None))
     ).scalar_one()
     assert not_filed == 0
+
+
+@pytest.mark.parametrize(
+    ("subject", "numbers", "shown"),
+    [
+        ("[#T-104233] Printer", ["T-104233"], "Printer"),
+        ("Re: AW: WG: [#T-104233] Re: Printer", ["T-104233"], "Printer"),
+        ("SV:Fwd:  [ # t-104233 ]   Printer  on fire", ["T-104233"], "Printer on fire"),
+        ("RE[2]: Re: [#T-104233] [#T-1100007] Printer", ["T-104233", "T-1100007"], "Printer"),
+        ("Re: Ticket T-104233 printer", [], "Ticket T-104233 printer"),
+        ("Re: [#X-104233] other system", [], "[#X-104233] other system"),
+        ("Re: ", [], ""),
+    ],
+)
+def test_subject_numbers_and_the_subject_shown(
+    ctx: None, subject: str, numbers: list[str], shown: str
+) -> None:
+    from app.mail.threading import normalise_subject, subject_numbers
+
+    assert subject_numbers(subject) == numbers
+    assert normalise_subject(subject) == shown
