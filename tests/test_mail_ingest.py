@@ -134,6 +134,7 @@ def test_new_mail_from_a_stranger_opens_an_unassigned_ticket_with_its_files(
     assert inbound.outcome == "created" and inbound.ticket_id == ticket.id
     assert inbound.entry_id == entry.id and inbound.mailbox_id == desk.id
     assert inbound.source_ref == "stdin" and inbound.details["to"] == [SUPPORT]
+    assert sorted(inbound.details["attachments"]) == ["log.txt", "photo.png"]
     # The original is kept whole, encrypted, as its own kind, attached to no entry.
     original = inbound.raw_file
     assert original is not None and original.kind == FileKind.MAIL_ORIGINAL.value
@@ -212,6 +213,7 @@ def test_stranger_quoting_a_ticket_number_goes_to_review(desk: Mailbox) -> None:
     assert "mallory@evil.test" in (filed.reason or "")
     inbound = row(filed.inbound_id)
     assert inbound.details["suspected_ticket"] == ticket.number
+    assert inbound.details["attachments"] == []
     assert inbound.ticket_id is None and inbound.raw_file_id is not None and inbound.is_open
     assert len(entries(ticket)) == before
     assert (
@@ -587,6 +589,7 @@ def test_an_agent_files_a_reviewed_mail_on_the_ticket(desk: Mailbox) -> None:
     db.session.commit()
     ticket, inbound, raw = _review_case(desk)
     assert held.original_bytes(inbound) == raw
+    assert inbound.details["attachments"] == ["report.pdf"]  # named, not yet stored
     filed = held.file_on(inbound, ticket, Actor.staff(agent))
     db.session.commit()
     assert filed.outcome is MailOutcome.APPENDED and filed.ticket_number == ticket.number

@@ -390,6 +390,12 @@ def finish(
     if parsed is not None:
         details.setdefault("to", parsed.to)
         details.setdefault("cc", parsed.cc)
+        # Filed: the files stored with the entry; held: what the message carries.
+        details["attachments"] = (
+            list(result.attachments)
+            if result.ticket is not None
+            else [a.filename for a in parsed.attachments if not a.inline]
+        )
         if parsed.defects:
             details["defects"] = parsed.defects[:20]
     db.session.execute(
