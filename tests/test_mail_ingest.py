@@ -734,3 +734,14 @@ def test_subject_numbers_and_the_subject_shown(
 
     assert subject_numbers(subject) == numbers
     assert normalise_subject(subject) == shown
+
+
+def test_mail_is_kept_whole_whatever_the_upload_limit(desk: Mailbox, app: Flask) -> None:
+    app.config["VAULT_MAX_UPLOAD_BYTES"] = 100  # far below this message and its file
+    raw = mail(attachments=[("big.bin", "application/octet-stream", b"\x01" * 5000)])
+    filed = file_message(raw, source=MailSource.PIPE, mailbox=desk)
+    assert filed.outcome is MailOutcome.CREATED and filed.attachments == ["big.bin"]
+    inbound = row(filed.inbound_id)
+    assert inbound.raw_file.size == len(raw)
+    (entry,) = entries(ticket_of(filed.ticket_number))
+    assert [f.size for f in entry.attachments] == [5000]
