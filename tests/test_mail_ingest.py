@@ -745,3 +745,31 @@ def test_mail_is_kept_whole_whatever_the_upload_limit(desk: Mailbox, app: Flask)
     assert inbound.raw_file.size == len(raw)
     (entry,) = entries(ticket_of(filed.ticket_number))
     assert [f.size for f in entry.attachments] == [5000]
+
+
+def test_a_known_contact_gets_the_ticket_on_their_account(desk: Mailbox) -> None:
+    known = factories.contact("Acme GmbH")
+    db.session.commit()
+    filed = file_message(
+        mail(f"Someone <{known.email.upper()}>"), source=MailSource.PIPE, mailbox=desk
+    )
+    ticket = ticket_of(filed.ticket_number)
+    assert ticket.contact_id == known.id and ticket.account_id == known.account_id
+    assert known.verified
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 1
+
+
+def test_mailing_list_traffic_opens_no_ticket(desk: Mailbox) -> None:
+    ai_before = queue("ai").count
+    filed = file_message(
+        mail(
+            "newsletter@vendor.test",
+            "Our spring offers",
+            headers={"List-Id": "<offers.vendor.test>", "List-Unsubscribe": "<mailto:u@x.test>"},
+        ),
+        source=MailSource.PIPE,
+        mailbox=desk,
+    )
+    assert filed.outcome is MailOutcome.IGNORED and row(filed.inbound_id).robot == "list"
+    assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 0
+    assert queue("ai").count == ai_before
