@@ -96,6 +96,7 @@ def write(folder: Path, name: str, raw: bytes) -> None:
 
 
 CPU = {"plain": 0.0, "files": 0.0}
+RSS = {"plain": 0.0}  # peak resident set once the plain messages are filed
 
 
 def ingest(folder: Path, kind: str = "plain") -> tuple[int, float]:
@@ -217,6 +218,7 @@ def main() -> None:
                     if profiler:
                         profiler.enable()
                     plain_count, plain_time = ingest(plain)
+                    RSS["plain"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                     if profiler:
                         profiler.disable()  # the profile is of plain mail
                     files_count, files_time = ingest(files, "files")
@@ -234,6 +236,7 @@ def main() -> None:
                     if profiler:
                         profiler.disable()  # the profile is of plain mail
                     plain_count, plain_time = n1 + n2, t1 + t2
+                    RSS["plain"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                     files_count, files_time = ingest(file_dir, "files")
                 if profiler:
                     profiler.disable()
@@ -250,6 +253,7 @@ def main() -> None:
         print(f"cpu_ms_per_msg_plain={CPU['plain'] / plain_count * 1000:.2f}")
     print(f"msgs_per_s_plain={plain_count / plain_time if plain_time else 0:.1f}")
     print(f"msgs_per_s_attachments={files_count / files_time if files_time else 0:.1f}")
+    print(f"peak_rss_mb_after_plain={RSS['plain']:.1f}")
     print(f"peak_rss_mb={peak:.1f}")
     sys.stdout.flush()
     os._exit(0)  # the temporary folder is gone; skip interpreter teardown of pools
