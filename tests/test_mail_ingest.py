@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.actor import Actor
 from app.errors import InvalidInput
@@ -23,7 +25,7 @@ from app.models.audit import AuditLog
 from app.models.files import FileKind, VaultFile
 from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
 from app.models.mail import OutboxMessage, SenderIdentity
-from app.models.people import Contact
+from app.models.people import Contact, User
 from app.models.tickets import EntryKind, LinkKind, Status, StreamEntry, Ticket
 from app.models.types import utcnow
 from app.tickets.changes import linked_tickets
@@ -773,3 +775,91 @@ def test_mailing_list_traffic_opens_no_ticket(desk: Mailbox) -> None:
     assert filed.outcome is MailOutcome.IGNORED and row(filed.inbound_id).robot == "list"
     assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 0
     assert queue("ai").count == ai_before
+
+
+def test_a_decision_taken_elsewhere_meanwhile_is_respected(desk: Mailbox, app: Flask) -> None:
+    """Agent A has the review page open; agent B discards the mail; A's click files nothing."""
+    agent = factories.staff_user(Role.AGENT)
+    db.session.commit()
+    ticket, inbound, _ = _review_case(desk)
+    before = len(entries(ticket))
+    other = db.engine.connect()  # agent B's request, on its own connection
+    try:
+        other.execute(
+            update(InboundMail)
+            .where(InboundMail.id == inbound.id)
+            .values(decision="discarded", decided_at=utcnow(), decision_reason="spam")
+        )
+        other.commit()
+    finally:
+        other.close()
+    with pytest.raises(held.AlreadyDecided):
+        held.file_on(inbound, ticket, Actor.staff(agent))
+    db.session.rollback()
+    assert len(entries(ticket)) == before
+
+
+@pytest.mark.postgres
+def test_two_agents_deciding_at_once_file_the_mail_once_on_postgres(
+    tmp_path: Path, redis_server: Any, postgres_database: str
+) -> None:
+    """A's decision is not committed yet when B clicks: B waits, then finds it decided."""
+    import threading as threads
+
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from tests.conftest import base_config
+
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    app = create_app(base_config(instance, redis_server.url, postgres_database))
+    with app.app_context():
+        upgrade()
+        desk = Mailbox(name="Support", address=SUPPORT, host="imap.test", username="s")
+        db.session.add(desk)
+        agents = [factories.staff_user(Role.AGENT) for _ in range(2)]
+        db.session.commit()
+        ticket, inbound, _ = _review_case(desk)
+        ids = (inbound.id, ticket.id, [a.id for a in agents])
+        db.session.remove()
+    a_decided, b_started = threads.Event(), threads.Event()
+    outcomes: dict[str, str] = {}
+
+    def agent(name: str, index: int) -> None:
+        with app.app_context():
+            try:
+                mail_row = db.session.get(InboundMail, ids[0])
+                target = db.session.get(Ticket, ids[1])
+                actor = Actor.staff(db.session.get(User, ids[2][index]))
+                if name == "b":
+                    a_decided.wait(10)
+                    b_started.set()
+                held.file_on(mail_row, target, actor)
+                if name == "a":
+                    a_decided.set()
+                    b_started.wait(10)
+                    time.sleep(0.5)  # B is now waiting on the row A holds
+                db.session.commit()
+                outcomes[name] = "filed"
+            except held.AlreadyDecided:
+                db.session.rollback()
+                outcomes[name] = "already decided"
+            finally:
+                db.session.remove()
+
+    workers = [threads.Thread(target=agent, args=(n, i)) for i, n in enumerate("ab")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert outcomes == {"a": "filed", "b": "already decided"}
+    with app.app_context():
+        filed_entries = db.session.execute(
+            select(func.count(StreamEntry.id)).where(
+                StreamEntry.ticket_id == ids[1], StreamEntry.body_text.contains("took over")
+            )
+        ).scalar_one()
+        assert filed_entries == 1
+        db.session.remove()
+        db.engine.dispose()
