@@ -863,3 +863,67 @@ def test_two_agents_deciding_at_once_file_the_mail_once_on_postgres(
         assert filed_entries == 1
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_one_message_filed_by_two_workers_at_once_lands_once_on_postgres(
+    tmp_path: Path, redis_server: Any, postgres_database: str
+) -> None:
+    """Two pollers fetch the same message (two mailboxes) and file it at the same moment."""
+    import threading as threads
+
+    from flask_migrate import upgrade
+    from sqlalchemy import create_engine, text
+
+    from app import create_app
+    from tests.conftest import base_config
+
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    app = create_app(base_config(instance, redis_server.url, postgres_database))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    raw = mail(to=f"{SUPPORT}, sales@desk.test")
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        with app.app_context():
+            try:
+                outcomes.append(file_message(raw, source=MailSource.IMAP).outcome.value)
+            finally:
+                db.session.remove()
+
+    engine = create_engine(postgres_database)
+    try:
+        with engine.connect() as blocker:
+            # Hold both workers inside their transactions: whoever claimed the row waits
+            # for a ticket number, the other waits on the claimed dedupe key.
+            blocker.execute(text("LOCK TABLE ticket_number IN EXCLUSIVE MODE"))
+            workers = [threads.Thread(target=worker) for _ in range(2)]
+            for w in workers:
+                w.start()
+            deadline = time.monotonic() + 20
+            waiting = 0
+            while waiting < 2 and time.monotonic() < deadline:
+                with engine.connect() as probe:
+                    waiting = probe.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND (query ILIKE 'INSERT INTO ticket_number%' OR "
+                            "query ILIKE 'INSERT INTO inbound_mail%')"
+                        )
+                    ).scalar_one()
+                time.sleep(0.05)
+            assert waiting == 2
+            blocker.rollback()
+        for w in workers:
+            w.join(30)
+    finally:
+        engine.dispose()
+    assert sorted(outcomes) == ["created", "duplicate"]
+    with app.app_context():
+        assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 1
+        assert db.session.execute(select(func.count(InboundMail.id))).scalar_one() == 1
+        db.session.remove()
+        db.engine.dispose()
