@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.actor import Actor
 from app.errors import InvalidInput
@@ -23,7 +25,7 @@ from app.models.audit import AuditLog
 from app.models.files import FileKind, VaultFile
 from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
 from app.models.mail import OutboxMessage, SenderIdentity
-from app.models.people import Contact
+from app.models.people import Contact, User
 from app.models.tickets import EntryKind, LinkKind, Status, StreamEntry, Ticket
 from app.models.types import utcnow
 from app.tickets.changes import linked_tickets
@@ -134,6 +136,7 @@ def test_new_mail_from_a_stranger_opens_an_unassigned_ticket_with_its_files(
     assert inbound.outcome == "created" and inbound.ticket_id == ticket.id
     assert inbound.entry_id == entry.id and inbound.mailbox_id == desk.id
     assert inbound.source_ref == "stdin" and inbound.details["to"] == [SUPPORT]
+    assert sorted(inbound.details["attachments"]) == ["log.txt", "photo.png"]
     # The original is kept whole, encrypted, as its own kind, attached to no entry.
     original = inbound.raw_file
     assert original is not None and original.kind == FileKind.MAIL_ORIGINAL.value
@@ -212,6 +215,7 @@ def test_stranger_quoting_a_ticket_number_goes_to_review(desk: Mailbox) -> None:
     assert "mallory@evil.test" in (filed.reason or "")
     inbound = row(filed.inbound_id)
     assert inbound.details["suspected_ticket"] == ticket.number
+    assert inbound.details["attachments"] == []
     assert inbound.ticket_id is None and inbound.raw_file_id is not None and inbound.is_open
     assert len(entries(ticket)) == before
     assert (
@@ -587,6 +591,7 @@ def test_an_agent_files_a_reviewed_mail_on_the_ticket(desk: Mailbox) -> None:
     db.session.commit()
     ticket, inbound, raw = _review_case(desk)
     assert held.original_bytes(inbound) == raw
+    assert inbound.details["attachments"] == ["report.pdf"]  # named, not yet stored
     filed = held.file_on(inbound, ticket, Actor.staff(agent))
     db.session.commit()
     assert filed.outcome is MailOutcome.APPENDED and filed.ticket_number == ticket.number
@@ -710,3 +715,215 @@ def test_every_real_message_in_the_corpora_is_filed_or_held_with_a_reason(desk: 
         select(func.count(InboundMail.id)).where(InboundMail.raw_file_id.is_(None))
     ).scalar_one()
     assert not_filed == 0
+
+
+@pytest.mark.parametrize(
+    ("subject", "numbers", "shown"),
+    [
+        ("[#T-104233] Printer", ["T-104233"], "Printer"),
+        ("Re: AW: WG: [#T-104233] Re: Printer", ["T-104233"], "Printer"),
+        ("SV:Fwd:  [ # t-104233 ]   Printer  on fire", ["T-104233"], "Printer on fire"),
+        ("RE[2]: Re: [#T-104233] [#T-1100007] Printer", ["T-104233", "T-1100007"], "Printer"),
+        ("Re: Ticket T-104233 printer", [], "Ticket T-104233 printer"),
+        ("Re: [#X-104233] other system", [], "[#X-104233] other system"),
+        ("Re: ", [], ""),
+    ],
+)
+def test_subject_numbers_and_the_subject_shown(
+    ctx: None, subject: str, numbers: list[str], shown: str
+) -> None:
+    from app.mail.threading import normalise_subject, subject_numbers
+
+    assert subject_numbers(subject) == numbers
+    assert normalise_subject(subject) == shown
+
+
+def test_mail_is_kept_whole_whatever_the_upload_limit(desk: Mailbox, app: Flask) -> None:
+    app.config["VAULT_MAX_UPLOAD_BYTES"] = 100  # far below this message and its file
+    raw = mail(attachments=[("big.bin", "application/octet-stream", b"\x01" * 5000)])
+    filed = file_message(raw, source=MailSource.PIPE, mailbox=desk)
+    assert filed.outcome is MailOutcome.CREATED and filed.attachments == ["big.bin"]
+    inbound = row(filed.inbound_id)
+    assert inbound.raw_file.size == len(raw)
+    (entry,) = entries(ticket_of(filed.ticket_number))
+    assert [f.size for f in entry.attachments] == [5000]
+
+
+def test_a_known_contact_gets_the_ticket_on_their_account(desk: Mailbox) -> None:
+    known = factories.contact("Acme GmbH")
+    db.session.commit()
+    filed = file_message(
+        mail(f"Someone <{known.email.upper()}>"), source=MailSource.PIPE, mailbox=desk
+    )
+    ticket = ticket_of(filed.ticket_number)
+    assert ticket.contact_id == known.id and ticket.account_id == known.account_id
+    assert known.verified
+    assert db.session.execute(select(func.count(Contact.id))).scalar_one() == 1
+
+
+def test_mailing_list_traffic_opens_no_ticket(desk: Mailbox) -> None:
+    ai_before = queue("ai").count
+    filed = file_message(
+        mail(
+            "newsletter@vendor.test",
+            "Our spring offers",
+            headers={"List-Id": "<offers.vendor.test>", "List-Unsubscribe": "<mailto:u@x.test>"},
+        ),
+        source=MailSource.PIPE,
+        mailbox=desk,
+    )
+    assert filed.outcome is MailOutcome.IGNORED and row(filed.inbound_id).robot == "list"
+    assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 0
+    assert queue("ai").count == ai_before
+
+
+def test_a_decision_taken_elsewhere_meanwhile_is_respected(desk: Mailbox, app: Flask) -> None:
+    """Agent A has the review page open; agent B discards the mail; A's click files nothing."""
+    agent = factories.staff_user(Role.AGENT)
+    db.session.commit()
+    ticket, inbound, _ = _review_case(desk)
+    before = len(entries(ticket))
+    other = db.engine.connect()  # agent B's request, on its own connection
+    try:
+        other.execute(
+            update(InboundMail)
+            .where(InboundMail.id == inbound.id)
+            .values(decision="discarded", decided_at=utcnow(), decision_reason="spam")
+        )
+        other.commit()
+    finally:
+        other.close()
+    with pytest.raises(held.AlreadyDecided):
+        held.file_on(inbound, ticket, Actor.staff(agent))
+    db.session.rollback()
+    assert len(entries(ticket)) == before
+
+
+@pytest.mark.postgres
+def test_two_agents_deciding_at_once_file_the_mail_once_on_postgres(
+    tmp_path: Path, redis_server: Any, postgres_database: str
+) -> None:
+    """A's decision is not committed yet when B clicks: B waits, then finds it decided."""
+    import threading as threads
+
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from tests.conftest import base_config
+
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    app = create_app(base_config(instance, redis_server.url, postgres_database))
+    with app.app_context():
+        upgrade()
+        desk = Mailbox(name="Support", address=SUPPORT, host="imap.test", username="s")
+        db.session.add(desk)
+        agents = [factories.staff_user(Role.AGENT) for _ in range(2)]
+        db.session.commit()
+        ticket, inbound, _ = _review_case(desk)
+        ids = (inbound.id, ticket.id, [a.id for a in agents])
+        db.session.remove()
+    a_decided, b_started = threads.Event(), threads.Event()
+    outcomes: dict[str, str] = {}
+
+    def agent(name: str, index: int) -> None:
+        with app.app_context():
+            try:
+                mail_row = db.session.get(InboundMail, ids[0])
+                target = db.session.get(Ticket, ids[1])
+                actor = Actor.staff(db.session.get(User, ids[2][index]))
+                if name == "b":
+                    a_decided.wait(10)
+                    b_started.set()
+                held.file_on(mail_row, target, actor)
+                if name == "a":
+                    a_decided.set()
+                    b_started.wait(10)
+                    time.sleep(0.5)  # B is now waiting on the row A holds
+                db.session.commit()
+                outcomes[name] = "filed"
+            except held.AlreadyDecided:
+                db.session.rollback()
+                outcomes[name] = "already decided"
+            finally:
+                db.session.remove()
+
+    workers = [threads.Thread(target=agent, args=(n, i)) for i, n in enumerate("ab")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert outcomes == {"a": "filed", "b": "already decided"}
+    with app.app_context():
+        filed_entries = db.session.execute(
+            select(func.count(StreamEntry.id)).where(
+                StreamEntry.ticket_id == ids[1], StreamEntry.body_text.contains("took over")
+            )
+        ).scalar_one()
+        assert filed_entries == 1
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_one_message_filed_by_two_workers_at_once_lands_once_on_postgres(
+    tmp_path: Path, redis_server: Any, postgres_database: str
+) -> None:
+    """Two pollers fetch the same message (two mailboxes) and file it at the same moment."""
+    import threading as threads
+
+    from flask_migrate import upgrade
+    from sqlalchemy import create_engine, text
+
+    from app import create_app
+    from tests.conftest import base_config
+
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    app = create_app(base_config(instance, redis_server.url, postgres_database))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    raw = mail(to=f"{SUPPORT}, sales@desk.test")
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        with app.app_context():
+            try:
+                outcomes.append(file_message(raw, source=MailSource.IMAP).outcome.value)
+            finally:
+                db.session.remove()
+
+    engine = create_engine(postgres_database)
+    try:
+        with engine.connect() as blocker:
+            # Hold both workers inside their transactions: whoever claimed the row waits
+            # for a ticket number, the other waits on the claimed dedupe key.
+            blocker.execute(text("LOCK TABLE ticket_number IN EXCLUSIVE MODE"))
+            workers = [threads.Thread(target=worker) for _ in range(2)]
+            for w in workers:
+                w.start()
+            deadline = time.monotonic() + 20
+            waiting = 0
+            while waiting < 2 and time.monotonic() < deadline:
+                with engine.connect() as probe:
+                    waiting = probe.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND (query ILIKE 'INSERT INTO ticket_number%' OR "
+                            "query ILIKE 'INSERT INTO inbound_mail%')"
+                        )
+                    ).scalar_one()
+                time.sleep(0.05)
+            assert waiting == 2
+            blocker.rollback()
+        for w in workers:
+            w.join(30)
+    finally:
+        engine.dispose()
+    assert sorted(outcomes) == ["created", "duplicate"]
+    with app.app_context():
+        assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 1
+        assert db.session.execute(select(func.count(InboundMail.id))).scalar_one() == 1
+        db.session.remove()
+        db.engine.dispose()

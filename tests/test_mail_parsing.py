@@ -281,3 +281,15 @@ def test_sender_addresses_in_broken_or_utf8_headers_are_still_found() -> None:
     )
     assert utf8.from_address == "jdöe@xn--mchine-bua.example"
     assert utf8.from_name == "Jöhn Doe" and utf8.subject == "Säying Hello"
+
+
+def test_external_body_parts_are_named_as_their_content_type_says() -> None:
+    raw = (
+        b"From: a@example.com\nSubject: where\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="m"\n\n--m\nContent-Type: text/plain\n\nsee\n'
+        b'--m\nContent-Type: message/external-body; name="BodyFormats.ps";\n'
+        b'  site="ftp.example.org"; access-type=ANON-FTP; directory="pub"\n\n'
+        b"Content-type: application/postscript\n\n--m--\n"
+    )
+    (part,) = parse_message(raw).attachments
+    assert part.filename == "BodyFormats.ps" and part.content_type == "application/postscript"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import audit
 from app.actor import Actor
@@ -49,8 +49,25 @@ def original_bytes(inbound: InboundMail) -> bytes:
 
 
 def _check_open(inbound: InboundMail) -> None:
-    db.session.refresh(inbound)  # decide on the row as committed, not as first loaded
-    if inbound.decision is not None or inbound.outcome not in HELD:
+    """Take the message for this decision, or raise ``AlreadyDecided``.
+
+    One conditional UPDATE, not a read then a write: it takes the row lock (PostgreSQL)
+    or the write lock (SQLite) at once, so of two agents deciding at the same moment the
+    second waits for the first's commit and then finds the row decided.
+    """
+    taken = db.session.execute(
+        update(InboundMail)
+        .where(
+            InboundMail.id == inbound.id,
+            InboundMail.decision.is_(None),
+            InboundMail.decided_at.is_(None),
+            InboundMail.outcome.in_(HELD),
+        )
+        .values(decided_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.expire(inbound)
+    if taken != 1:
         raise AlreadyDecided(_("This message has already been dealt with."))
 
 
@@ -115,6 +132,7 @@ def retry(inbound: InboundMail, actor: Actor) -> Filed:
     db.session.refresh(inbound)
     if filed.outcome.value in HELD:
         # Still held: the row stays open for another decision, but the retry is recorded.
+        inbound.decided_at = None
         audit.record(actor, "mail.retry", "inbound_mail", inbound.id, outcome=filed.outcome.value)
         return filed
     _decide(inbound, actor, MailDecision.RETRIED, "mail.retry", filed)

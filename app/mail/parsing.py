@@ -484,6 +484,15 @@ def _walk(part: Message, walk: _Walk, depth: int) -> None:
         name = _filename(part) or (f"{subject[:80]}.eml" if subject.strip() else None)
         _add_file(walk, part, "message/rfc822", _message_bytes(part), name)
         return
+    if ctype == "message/external-body":
+        # RFC 2046 5.2.3: the data lives elsewhere (FTP, a local file, a mail server); the
+        # part holds only where. Kept as a file named as its Content-Type says.
+        inner = part.get_payload()
+        inner_type = "message/external-body"
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+            inner_type = _content_type(inner[0])
+        _add_file(walk, part, inner_type, _message_bytes(part), _filename(part))
+        return
     if is_multi:
         children = part.get_payload()
         if not isinstance(children, list):
