@@ -18,17 +18,21 @@ scheduler, started by ``vaultdesk cron`` (``scripts/run`` starts one).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.job import Job
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.extensions import db, redis_client
+
+log = logging.getLogger(__name__)
 
 QUEUES = ("mail", "vault", "sweeps", "ai", "default")
 _PENDING = "vaultdesk_pending_jobs"
@@ -46,6 +50,10 @@ class JobSpec:
     timeout: int | None = None  # seconds; RQ's default (180) when None
     failure_ttl: int = 7 * 24 * 3600  # failed jobs stay visible a week
     result_ttl: int = 3600
+    # True when a periodic sweep finds the work from the database anyway (the relay's
+    # outbox rows): if Redis is down at commit time the job is logged and skipped instead
+    # of failing a request whose data is already committed.
+    sweepable: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,13 +78,16 @@ def job(
     retry: Retry | None = None,
     timeout: int | None = None,
     failure_ttl: int = 7 * 24 * 3600,
+    sweepable: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Declare a job function: the queue it runs on and how it is retried."""
     if queue_name not in QUEUES:
         raise ValueError(f"unknown queue {queue_name!r}; known: {', '.join(QUEUES)}")
 
     def declare(func: Callable[P, R]) -> Callable[P, R]:
-        func.job_spec = JobSpec(queue_name, retry, timeout, failure_ttl)  # type: ignore[attr-defined]
+        func.job_spec = JobSpec(  # type: ignore[attr-defined]
+            queue_name, retry, timeout, failure_ttl, sweepable=sweepable
+        )
         return func
 
     return declare
@@ -138,7 +149,16 @@ def enqueue_after_commit(
 @event.listens_for(Session, "after_commit")
 def _flush_pending(session: Session) -> None:
     for parked in session.info.pop(_PENDING, []):
-        enqueue(parked.func, parked.args, parked.kwargs, parked.options)
+        try:
+            enqueue(parked.func, parked.args, parked.kwargs, parked.options)
+        except RedisError:
+            if not spec_of(parked.func).sweepable:
+                raise
+            log.warning(
+                "Redis is unreachable; %s%r is left to the sweep",
+                parked.func.__qualname__,
+                parked.args,
+            )
 
 
 @event.listens_for(Session, "after_soft_rollback")

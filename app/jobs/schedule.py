@@ -18,6 +18,7 @@ from redis import Redis
 from rq.cron import CronScheduler
 
 from app.jobs import enqueue, spec_of
+from app.jobs.mail import sweep_outbox
 from app.jobs.vault import sweep_orphan_blobs
 
 
@@ -31,6 +32,8 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     # Nightly, off the hour so several installations on one storage do not collide.
     Periodic(sweep_orphan_blobs, cron="17 3 * * *"),
+    # Replies left queued (Redis down at commit, a worker gone past its lease).
+    Periodic(sweep_outbox, interval=60),
 )
 
 

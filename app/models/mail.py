@@ -104,7 +104,8 @@ class OutboxMessage(db.Model):
     reply_to: Mapped[str | None] = mapped_column(String(254))
     recipients: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"to": [...], "cc": [...], ...}
     subject: Mapped[str] = mapped_column(String(400))
-    body_text: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)  # the words, without links or signature
+    signature: Mapped[str | None] = mapped_column(Text)  # the identity's, as it was then
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     references: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.QUEUED.value)
