@@ -41,6 +41,7 @@ def upgrade():
         batch_op.add_column(sa.Column('claim_token', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('claimed_until', UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('server_answer', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('signature', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('auto_submitted', sa.String(length=20), nullable=True))
         batch_op.add_column(
             sa.Column('language', sa.String(length=8), nullable=False, server_default='en')
@@ -103,6 +104,7 @@ def downgrade():
         batch_op.drop_column('language')
         batch_op.drop_column('auto_submitted')
         batch_op.drop_column('server_answer')
+        batch_op.drop_column('signature')
         batch_op.drop_column('claimed_until')
         batch_op.drop_column('claim_token')
         batch_op.create_check_constraint(
