@@ -59,6 +59,14 @@ class UnsafeHeader(DomainError):
 
 
 @dataclass(frozen=True)
+class Built:
+    """A copy ready to send: the message and its bytes, serialised (and checked) once."""
+
+    mail: EmailMessage
+    raw: bytes
+
+
+@dataclass(frozen=True)
 class FileLink:
     """One file as this recipient sees it in the mail."""
 
@@ -151,9 +159,7 @@ def render_html(message: OutboxMessage, links: list[FileLink]) -> str:
     )
 
 
-def build_copy(
-    message: OutboxMessage, delivery: OutboxRecipient, links: list[FileLink]
-) -> EmailMessage:
+def build_copy(message: OutboxMessage, delivery: OutboxRecipient, links: list[FileLink]) -> Built:
     """The copy ``delivery`` receives: same headers for everyone, Bcc never shown."""
     visible = [d for d in message.deliveries if d.kind in ("to", "cc")]
     to = [mailbox(d.name, d.address) for d in visible if d.kind == "to"]
@@ -189,8 +195,9 @@ def build_copy(
     )
     # After the parts exist: set_content would move a Content-* header into the first part.
     mail["Content-Language"] = header_text(message.language or "en", 8) or "en"
-    check_structure(mail, {a.addr_spec for a in to}, {a.addr_spec for a in cc})
-    return mail
+    raw = mail.as_bytes(policy=SEND_POLICY)
+    check_structure(raw, {a.addr_spec for a in to}, {a.addr_spec for a in cc})
+    return Built(mail, raw)
 
 
 EXPECTED_HEADERS = {
@@ -211,9 +218,9 @@ EXPECTED_HEADERS = {
 }
 
 
-def check_structure(mail: EmailMessage, to: set[str], cc: set[str]) -> None:
+def check_structure(raw: bytes, to: set[str], cc: set[str]) -> None:
     """Parse the bytes as a receiver would: only our headers, once each, our recipients."""
-    parsed = BytesParser(policy=policy.default).parsebytes(mail.as_bytes(policy=SEND_POLICY))
+    parsed = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
     names = [name.lower() for name in parsed.keys()]
     if len(names) != len(set(names)) or not set(names) <= EXPECTED_HEADERS:
         raise UnsafeHeader(f"Refused a mail whose headers came out as {sorted(names)}.")

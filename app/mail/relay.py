@@ -34,7 +34,6 @@ import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Protocol
 
 from flask import current_app
@@ -69,7 +68,7 @@ class PermanentRefusal(Exception):
 
 
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, mail: EmailMessage) -> str:
+    def send(self, sender: str, recipient: str, raw: bytes) -> str:
         """Hand one copy over for one envelope recipient; the server's answer."""
         ...
 
@@ -100,14 +99,14 @@ class SmtpTransport:
                 raise TemporaryFailure(f"{self.where}: {exc}") from exc
         return self._client
 
-    def send(self, sender: str, recipient: str, mail: EmailMessage) -> str:
+    def send(self, sender: str, recipient: str, raw: bytes) -> str:
         client = self._connection()
         try:
             code, text = client.mail(sender)
             if code == 250:
                 code, text = client.rcpt(recipient)
                 if code in (250, 251, 252):
-                    code, text = client.data(mail.as_bytes())
+                    code, text = client.data(raw)
             if code == 250:
                 return _answer(code, text)
         except smtplib.SMTPServerDisconnected as exc:
@@ -146,8 +145,8 @@ class SmtpTransport:
 class FolderTransport:
     """No mail server configured: each copy becomes an ``.eml`` file in the outbox folder."""
 
-    def send(self, sender: str, recipient: str, mail: EmailMessage) -> str:
-        path = write_outbox(mail)
+    def send(self, sender: str, recipient: str, raw: bytes) -> str:
+        path = write_outbox(raw)
         return f"filed as {path.name}"
 
     def close(self) -> None:
@@ -194,16 +193,15 @@ def claim(message_id: int) -> Claim | None:
             claimed_until=now + LEASE,
             attempts=OutboxMessage.attempts + 1,
         )
+        .returning(OutboxMessage.attempts)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    attempts = result.scalar_one_or_none()
+    if attempts is None:
         db.session.rollback()
         return None
     db.session.commit()
-    attempts = db.session.scalar(
-        select(OutboxMessage.attempts).where(OutboxMessage.id == message_id)
-    )
-    return Claim(message_id, token, int(attempts or 1))
+    return Claim(message_id, token, int(attempts))
 
 
 def next_due(limit: int = 1, exclude: set[int] | None = None) -> list[int]:
@@ -272,12 +270,13 @@ def send_claimed(claim_: Claim, via: Transport) -> Outcome:
     outcome = Outcome(message.id, OutboxStatus.SENDING.value)
     temporary: str | None = None
     answers: list[str] = []
+    last_answer: str | None = None
     for delivery in message.deliveries:
         if delivery.status != RecipientStatus.PENDING.value:
             continue
         try:
-            mail = build_copy(message, delivery, _links_for(delivery))
-            answer = via.send(message.from_address, delivery.address, mail)
+            built = build_copy(message, delivery, _links_for(delivery))
+            answer = via.send(message.from_address, delivery.address, built.raw)
         except UnsafeHeader as refused:
             db.session.rollback()
             _finish(
@@ -301,13 +300,11 @@ def send_claimed(claim_: Claim, via: Transport) -> Outcome:
         delivery.answer = answer
         delivery.sent_at = utcnow()
         outcome.sent.append(delivery.address)
-        db.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message.id)
-            .values(server_answer=answer)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()  # this copy is delivered: no retry may send it again
+        last_answer = answer
+        if any(d.status == RecipientStatus.PENDING.value for d in message.deliveries):
+            # This copy is delivered: no retry may send it again. (The last copy commits
+            # together with the row's final state below, one commit instead of two.)
+            db.session.commit()
     owed = [d for d in message.deliveries if d.status == RecipientStatus.PENDING.value]
     delivered = [d for d in message.deliveries if d.status == RecipientStatus.SENT.value]
     refused = "; ".join(answers) or None
@@ -320,6 +317,7 @@ def send_claimed(claim_: Claim, via: Transport) -> Outcome:
                 "sent_at": utcnow() if delivered else None,
                 "last_error": refused,
                 "next_attempt_at": None,
+                "server_answer": last_answer or refused,
             },
         )
         if status is OutboxStatus.FAILED:
@@ -460,7 +458,7 @@ def preview_copies(message: OutboxMessage) -> list[CopyPreview]:
     previews = []
     for delivery in message.deliveries:
         try:
-            mail = build_copy(message, delivery, _links_for(delivery))
+            mail = build_copy(message, delivery, _links_for(delivery)).mail
         except UnsafeHeader as refused:
             text, error = "", refused.message
         else:

@@ -145,7 +145,7 @@ def outbox_dir() -> Path:
     return Path(current_app.instance_path) / "outbox"
 
 
-def write_outbox(message: EmailMessage) -> Path:
+def write_outbox(message: EmailMessage | bytes) -> Path:
     folder = outbox_dir()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)  # mkdir's mode is filtered by the umask
@@ -154,7 +154,10 @@ def write_outbox(message: EmailMessage) -> Path:
     # O_EXCL: never overwrite; 0600 from the first byte, not chmod-ed afterwards.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(message.as_bytes(policy=policy.default))
+        if isinstance(message, bytes):
+            handle.write(message.replace(b"\r\n", b"\n"))
+        else:
+            handle.write(message.as_bytes(policy=policy.default))
     return path
 
 
