@@ -88,18 +88,24 @@ def enqueue_send(message_id: int, attempts: int, *, at: datetime | None = None) 
     )
 
 
-def _drop_queued_job(taken: relay.Claim) -> None:
-    """A row sent by another row's job: remove its own job if still waiting (LREM is atomic,
-    so a job a worker already took is left alone and will find nothing to do)."""
+def _drop_queued_jobs(claims: list[relay.Claim]) -> None:
+    """Rows sent by another row's job: remove their own jobs if still waiting (LREM is
+    atomic, so a job a worker already took is left alone and will find nothing to do)."""
     from app.jobs import queue
 
     connection = redis_client.connection
-    job_id = send_job_id(taken.message_id, taken.attempt - 1)
+    key = queue("mail").key
+    job_ids = [send_job_id(c.message_id, c.attempt - 1) for c in claims]
     try:
-        if connection.lrem(queue("mail").key, 1, job_id):
-            connection.delete(f"rq:job:{job_id}")
+        with connection.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.lrem(key, 1, job_id)
+            removed = pipe.execute()
+        gone = [f"rq:job:{j}" for j, n in zip(job_ids, removed, strict=True) if n]
+        if gone:
+            connection.delete(*gone)
     except RedisError:
-        log.warning("could not drop the queued job %s", job_id)
+        log.warning("could not drop the queued jobs %s", job_ids)
 
 
 @job("mail", timeout=SEND_JOB_TIMEOUT, sweepable=True)
@@ -107,7 +113,7 @@ def send_outbox(message_id: int) -> list[dict[str, object]]:
     """Send one outbox row, then other due rows over the same connection (a batch)."""
     via = relay.transport()
     try:
-        outcomes = relay.drain(message_id, via, on_claimed=_drop_queued_job)
+        outcomes = relay.drain(message_id, via, on_claimed=_drop_queued_jobs)
     finally:
         via.close()
     return [

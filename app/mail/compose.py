@@ -86,6 +86,8 @@ def header_text(value: str | None, limit: int = SUBJECT_LIMIT) -> str:
     (``=?`` becomes ``= ?``) so the email package cannot decode it into new lines later.
     """
     text = CONTROL.sub(" ", value or "")
+    if "=?" not in text:  # nothing to decode: the common case, and a fast one
+        return " ".join(text.split())[:limit]
     for _round in range(3):
         try:
             decoded = str(make_header(decode_header(text)))

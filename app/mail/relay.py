@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import secrets
 import smtplib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ from app.models.types import utcnow
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)  # far longer than a send job may run (its timeout)
+BATCH_SECONDS = 60.0  # a batch claims no new rows after this (half the job's time limit)
 ANSWER_LIMIT = 1000
 
 
@@ -262,9 +264,15 @@ def _bump_ticket(ticket_id: int | None) -> None:
         )
 
 
-def send_claimed(claim_: Claim, via: Transport) -> Outcome:
+def send_claimed(claim_: Claim, via: Transport, message: OutboxMessage | None = None) -> Outcome:
     """Send every copy still owed for a claimed row, then finish it (see the module doc)."""
-    message = db.session.get(OutboxMessage, claim_.message_id, populate_existing=True)
+    if message is None:
+        message = db.session.get(
+            OutboxMessage,
+            claim_.message_id,
+            populate_existing=True,
+            options=[selectinload(OutboxMessage.deliveries)],
+        )
     if message is None:  # deleted since the claim (nothing deletes queued rows today)
         return Outcome(claim_.message_id, "gone")
     outcome = Outcome(message.id, OutboxStatus.SENDING.value)
@@ -358,39 +366,103 @@ def send_claimed(claim_: Claim, via: Transport) -> Outcome:
     return outcome
 
 
+def claim_due(limit: int) -> list[Claim]:
+    """Take up to ``limit`` due rows at once (one UPDATE, committed), oldest due first.
+
+    The same condition as ``claim`` is in the UPDATE itself, so on PostgreSQL a second
+    worker whose sub-select saw the same rows skips those the first one took.
+    """
+    now = utcnow()
+    token = secrets.token_hex(16)
+    due = (
+        select(OutboxMessage.id)
+        .where(claimable(now))
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due), claimable(now))
+        .values(
+            status=OutboxStatus.SENDING.value,
+            claim_token=token,
+            claimed_until=now + LEASE,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .returning(OutboxMessage.id, OutboxMessage.attempts)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    return sorted((Claim(int(i), token, int(a)) for i, a in rows), key=lambda c: c.message_id)
+
+
+def release(claims: list[Claim]) -> None:
+    """Give back rows claimed but not tried (the server failed first): due again, this
+    try not counted, and a job each, since the batch had removed theirs."""
+    from app.jobs.mail import enqueue_send
+
+    for taken in claims:
+        if _finish(taken, {"status": OutboxStatus.QUEUED.value, "attempts": taken.attempt - 1}):
+            enqueue_send(taken.message_id, taken.attempt - 1)
+    db.session.commit()
+
+
+def _load(claims: list[Claim]) -> dict[int, OutboxMessage]:
+    ids = [c.message_id for c in claims]
+    rows = db.session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .options(selectinload(OutboxMessage.deliveries))
+        .execution_options(populate_existing=True)
+    )
+    return {row.id: row for row in rows}
+
+
 def drain(
     first_id: int | None,
     via: Transport,
     *,
     batch: int | None = None,
-    on_claimed: Callable[[Claim], None] | None = None,
+    on_claimed: Callable[[list[Claim]], None] | None = None,
 ) -> list[Outcome]:
     """Send ``first_id`` (if still due), then other due rows over the same connection.
 
-    Stops after ``batch`` rows (``MAIL_BATCH``) or at the first temporary failure: the
-    server is unhappy, and the other rows keep their own jobs and waits. ``on_claimed`` is
-    told of every row taken besides the first (the job layer drops their queued jobs).
+    Stops after ``batch`` rows (``MAIL_BATCH``), after ``BATCH_SECONDS`` (a slow server
+    must not run the job into its time limit), or at the first temporary failure: the
+    server is unhappy; rows claimed for this batch but not tried are given back. Rows
+    are claimed 20 at a time; ``on_claimed`` is told of each group (the job layer drops
+    their queued jobs, since this job sends them). Objects are not expired on commit
+    here: every state change is written by a statement, and re-reading each row after
+    each commit would cost more than the sending.
     """
     limit = batch if batch is not None else int(current_app.config.get("MAIL_BATCH", 200))
+    deadline = time.monotonic() + BATCH_SECONDS
     outcomes: list[Outcome] = []
-    tried: set[int] = set()
-    candidates = [first_id] if first_id is not None else []
-    while len(outcomes) < limit:
-        if not candidates:
-            candidates = next_due(limit=min(50, limit - len(outcomes)), exclude=tried)
-            if not candidates:
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        if first_id is not None:
+            taken = claim(first_id)
+            if taken is not None:
+                outcomes.append(send_claimed(taken, via))
+                if outcomes[-1].status == OutboxStatus.QUEUED.value:
+                    return outcomes
+        while len(outcomes) < limit and time.monotonic() < deadline:
+            group = claim_due(min(20, limit - len(outcomes)))
+            if not group:
                 break
-        row_id = candidates.pop(0)
-        tried.add(row_id)
-        taken = claim(row_id)
-        if taken is None:
-            continue
-        if on_claimed is not None and row_id != first_id:
-            on_claimed(taken)
-        outcome = send_claimed(taken, via)
-        outcomes.append(outcome)
-        if outcome.status == OutboxStatus.QUEUED.value:
-            break
+            if on_claimed is not None:
+                on_claimed(group)
+            rows = _load(group)
+            for n, taken in enumerate(group):
+                outcome = send_claimed(taken, via, rows.get(taken.message_id))
+                outcomes.append(outcome)
+                if outcome.status == OutboxStatus.QUEUED.value:
+                    release(group[n + 1 :])
+                    return outcomes
+    finally:
+        session.expire_on_commit = expire
     return outcomes
 
 
