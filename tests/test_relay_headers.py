@@ -182,3 +182,24 @@ def test_header_text_keeps_ordinary_text() -> None:
     assert header_text("Grüße aus Köln – Rechnung #12") == "Grüße aus Köln – Rechnung #12"
     assert header_text("=?utf-8?q?Gr=C3=BC=C3=9Fe?=") == "Grüße"
     assert "\n" not in header_text("a\r\nb") and header_text("a\r\nb") == "a b"
+
+
+def test_the_html_part_never_takes_typed_text_as_markup(app: Flask, smtp_sink: SmtpSink) -> None:
+    use_smtp(app, smtp_sink)
+    world = make_world(app)
+    with app.app_context():
+        from app.models import Ticket
+
+        ticket = db.session.get(Ticket, world["ticket_id"])
+        ticket.recipients = [r for r in ticket.recipients if r.kind == "to"]
+        ticket.subscribers = []
+        db.session.commit()
+    text = 'Try <script>alert(1)</script> & <a href="javascript:x">this</a>\nhttps://example.test/a?b=1&c=2'
+    outbox_id = reply(app, world, text)
+    assert send_now(app, outbox_id).status == "sent"
+    mail = assert_clean(smtp_sink)
+    html = mail.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'href="javascript' not in html and "&amp; &lt;a href=" in html
+    assert '<a href="https://example.test/a?b=1&amp;c=2">' in html
+    assert mail.get_body(("plain",)).get_content().startswith("Try <script>")
