@@ -210,3 +210,52 @@ def test_the_sweep_is_a_periodic_job(app: Flask) -> None:
 
     (entry,) = [p for p in PERIODIC if p.func is sweep_outbox]
     assert entry.interval == 60
+
+
+def _two_workers_drain_many(app: Flask, sink: SmtpSink) -> None:
+    """Batches of claims from two workers at once: every row sent once, none twice."""
+    use_smtp(app, sink)
+    app.config["MAIL_BATCH"] = 7  # several batches per worker
+    world, first = one_recipient_reply(app)
+    ids = [first] + [reply(app, world, f"Reply {n}") for n in range(29)]
+    two_workers_at_once(app)
+    arrived = sink.wait_for(30)
+    message_ids = [m.message["Message-ID"] for m in arrived]
+    assert len(message_ids) == 30 and len(set(message_ids)) == 30
+    assert {row(app, i)["status"] for i in ids} == {"sent"}
+    assert {row(app, i)["attempts"] for i in ids} == {1}
+
+
+def test_two_workers_drain_many_rows_each_once_sqlite(app: Flask, smtp_sink: SmtpSink) -> None:
+    _two_workers_drain_many(app, smtp_sink)
+
+
+@pytest.mark.postgres
+def test_two_workers_drain_many_rows_each_once_postgres(pg_app: Flask, smtp_sink: SmtpSink) -> None:
+    _two_workers_drain_many(pg_app, smtp_sink)
+
+
+@pytest.mark.postgres
+def test_batch_claims_at_the_same_instant_never_share_a_row_postgres(pg_app: Flask) -> None:
+    world, first = one_recipient_reply(pg_app)
+    ids = [first] + [reply(pg_app, world, f"Reply {n}") for n in range(39)]
+    barrier = threading.Barrier(6)
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def race() -> None:
+        with pg_app.app_context():
+            barrier.wait()
+            group = relay.claim_due(10)
+            with lock:
+                claimed.extend(c.message_id for c in group)
+            db.session.remove()
+
+    threads = [threading.Thread(target=race) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(claimed) == len(set(claimed))  # no row went to two workers
+    assert set(claimed) <= set(ids)
+    assert {row(pg_app, i)["attempts"] for i in claimed} == {1}
