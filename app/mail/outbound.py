@@ -111,7 +111,7 @@ def reply_recipients(ticket: Ticket, actor: Actor) -> tuple[list[Planned], list[
 
 def distribution_recipients(ticket: Ticket) -> list[Planned]:
     """For a customer's mail passed on to employees: the manager in To, the others in Cc."""
-    manager = ticket.assignee if ticket.assignee is not None else None
+    manager = ticket.assignee
     planned: list[Planned] = []
     seen: set[str] = set()
     if manager is not None and manager.active and manager.is_staff:
