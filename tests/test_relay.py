@@ -355,7 +355,7 @@ def test_internal_notes_never_leave(app: Flask, smtp_sink: SmtpSink) -> None:
 
 
 def test_a_bounced_address_is_skipped_with_a_warning_on_the_ticket(
-    app: Flask, smtp_sink: SmtpSink
+    app: Flask, client: Any, smtp_sink: SmtpSink, make_user: Any
 ) -> None:
     from app.models.types import utcnow
 
@@ -382,6 +382,11 @@ def test_a_bounced_address_is_skipped_with_a_warning_on_the_ticket(
             .order_by(StreamEntry.id.desc())
         )
         assert COLLEAGUE in warning.body_text and "5.1.1 user unknown" in warning.body_text
+    sign_in(client, make_user(Role.AGENT))
+    page = client.get(f"/agent/tickets/{world['number']}").get_data(as_text=True)
+    assert "Not mailed to an address that bounces" in page
+    panel = client.get(f"/agent/tickets/{world['number']}/recipients").get_data(as_text=True)
+    assert "Bounces: replies skip it" in panel and 'title="5.1.1 user unknown"' in panel
 
 
 def test_mark_bounced_flags_the_contact_and_puts_the_ticket_in_the_inbox(
