@@ -462,3 +462,16 @@ def test_distribution_of_a_customer_mail_to_staff(
     assert CUSTOMER not in set(copies)
     text = mail.get_body(("plain",)).get_content()
     assert "It is still broken." in text and f"/agent/tickets/{world['number']}" in text
+
+
+def test_the_sender_name_follows_the_configured_form(app: Flask) -> None:
+    from app.mail.outbound import sender_name
+
+    with app.app_context():
+        identity = SenderIdentity(address="billing@desk.test", name="Billing")
+        assert sender_name("Ada Agent", identity) == "Ada Agent via Billing"
+        app.config["MAIL_FROM_NAME_FORMAT"] = "{identity} ({agent})"
+        assert sender_name("Ada Agent", identity) == "Billing (Ada Agent)"
+        app.config["MAIL_FROM_NAME_FORMAT"] = "{nonsense}"  # a typo never stops the mail
+        assert sender_name("Ada Agent", identity) == "Ada Agent via Billing"
+        assert sender_name(None, identity) == "Billing"  # automatic mail: the identity

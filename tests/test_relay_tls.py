@@ -64,6 +64,7 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 class Collector:
     def __init__(self) -> None:
         self.messages: list[tuple[tuple[str, ...], bytes, bool]] = []
+        self.connections: list[Any] = []  # the client's address and port, per message
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
@@ -71,6 +72,7 @@ class Collector:
             self.messages.append(
                 (tuple(envelope.rcpt_tos), envelope.content, session.ssl is not None)
             )
+            self.connections.append(session.peer)
         return "250 2.0.0 Ok: queued as TLS1"
 
 
@@ -214,3 +216,30 @@ def test_an_untrusted_certificate_is_refused(
     outcome = send_now(app, outbox_id)
     assert outcome.status == "queued" and "CERTIFICATE_VERIFY_FAILED" in (outcome.error or "")
     assert collector.messages == []
+
+
+def test_a_batch_goes_over_one_connection(
+    app: Flask, starttls_server: tuple[int, Collector]
+) -> None:
+    """One TLS handshake and one login for many replies: what makes 200 a second possible."""
+    from app.extensions import db
+    from app.models import Ticket
+
+    port, collector = starttls_server
+    app.config["SMTP_URL"] = url("smtp", port, query="?starttls=1")
+    world = make_world(app)
+    with app.app_context():
+        ticket = db.session.get(Ticket, world["ticket_id"])
+        ticket.recipients = [r for r in ticket.recipients if r.kind == "to"]
+        ticket.subscribers = []
+        db.session.commit()
+    ids = [reply(app, world, f"Reply {n}") for n in range(5)]
+    with app.app_context():
+        via = relay.transport()
+        try:
+            outcomes = relay.drain(ids[0], via, batch=10)
+        finally:
+            via.close()
+    assert [o.status for o in outcomes] == ["sent"] * 5
+    assert len(collector.messages) == 5
+    assert len(set(collector.connections)) == 1
