@@ -203,3 +203,31 @@ def test_the_html_part_never_takes_typed_text_as_markup(app: Flask, smtp_sink: S
     assert 'href="javascript' not in html and "&amp; &lt;a href=" in html
     assert '<a href="https://example.test/a?b=1&amp;c=2">' in html
     assert mail.get_body(("plain",)).get_content().startswith("Try <script>")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['Doe, "John" <x@y.test>', "Jörg Müller-Lüdenscheidt", "O'Brien; (work)", "Ünïcödé " * 20],
+)
+def test_ordinary_awkward_names_arrive_as_they_are(name: str) -> None:
+    """Quotes, commas, brackets and long non-ASCII names are quoted or encoded, not refused."""
+    from datetime import UTC, datetime
+
+    from app.mail.compose import build_copy
+
+    message = OutboxMessage(
+        message_id="<a.1@desk.test>",
+        from_address="support@desk.test",
+        from_name=f"{name} via Desk",
+        reply_to="support@desk.test",
+        subject=name,
+        body_text="Hello",
+        language="en",
+        created_at=datetime.now(UTC),
+    )
+    delivery = OutboxRecipient(kind="to", address=CUSTOMER, name=name)
+    message.deliveries.append(delivery)
+    mail = build_copy(message, delivery, []).mail
+    assert mail["To"].addresses[0].display_name == name.strip()
+    assert mail["To"].addresses[0].addr_spec == CUSTOMER
+    assert str(mail["Subject"]) == " ".join(name.split())
