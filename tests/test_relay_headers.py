@@ -16,11 +16,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.extensions import db
-from app.mail import relay
 from app.mail.compose import header_text
 from app.models import OutboxMessage, OutboxRecipient
 from tests.services import SmtpSink
-from tests.test_relay import CUSTOMER, make_world, reply, use_smtp
+from tests.test_relay import CUSTOMER, make_world, reply, send_now, use_smtp
 
 EVIL = "evil@attacker.test"
 B64 = base64.b64encode(f"x\r\nBcc: {EVIL}".encode()).decode()
@@ -47,26 +46,9 @@ MSGID_PAYLOADS = [
 ]
 
 
-def send_now(app: Flask, outbox_id: int) -> relay.Outcome:
-    with app.app_context():
-        via = relay.transport()
-        try:
-            (outcome,) = relay.drain(outbox_id, via, batch=1)
-        finally:
-            via.close()
-        return outcome
-
-
-def only_customer(app: Flask, world: dict[str, Any]) -> int:
+def only_customer(app: Flask) -> int:
     """A reply whose row has the customer as its one recipient."""
-    from app.models import Ticket
-
-    with app.app_context():
-        ticket = db.session.get(Ticket, world["ticket_id"])
-        ticket.recipients = [r for r in ticket.recipients if r.kind == "to"]
-        ticket.subscribers = []
-        db.session.commit()
-    return reply(app, world)
+    return reply(app, make_world(app, customer_only=True))
 
 
 def tamper(app: Flask, outbox_id: int, **values: Any) -> None:
@@ -102,8 +84,7 @@ def test_text_fields_cannot_add_headers(
     app: Flask, smtp_sink: SmtpSink, field: str, payload: str
 ) -> None:
     use_smtp(app, smtp_sink)
-    world = make_world(app)
-    outbox_id = only_customer(app, world)
+    outbox_id = only_customer(app)
     tamper(app, outbox_id, **{field: payload})
     assert send_now(app, outbox_id).status == "sent"
     mail = assert_clean(smtp_sink)
@@ -121,8 +102,7 @@ def test_addresses_that_could_carry_headers_are_refused(
     app: Flask, smtp_sink: SmtpSink, field: str, payload: str
 ) -> None:
     use_smtp(app, smtp_sink)
-    world = make_world(app)
-    outbox_id = only_customer(app, world)
+    outbox_id = only_customer(app)
     tamper(app, outbox_id, **{field: payload})
     outcome = send_now(app, outbox_id)
     assert outcome.status == "failed" and "invalid address" in (outcome.error or "")
@@ -135,8 +115,7 @@ def test_quoted_message_ids_cannot_add_headers(
     app: Flask, smtp_sink: SmtpSink, field: str, payload: str
 ) -> None:
     use_smtp(app, smtp_sink)
-    world = make_world(app)
-    outbox_id = only_customer(app, world)
+    outbox_id = only_customer(app)
     tamper(app, outbox_id, **{field: payload})
     assert send_now(app, outbox_id).status == "sent"
     mail = assert_clean(smtp_sink)
@@ -146,8 +125,7 @@ def test_quoted_message_ids_cannot_add_headers(
 
 def test_own_message_id_and_language_are_checked_too(app: Flask, smtp_sink: SmtpSink) -> None:
     use_smtp(app, smtp_sink)
-    world = make_world(app)
-    outbox_id = only_customer(app, world)
+    outbox_id = only_customer(app)
     tamper(
         app, outbox_id, message_id=f"<x@desk.test>\r\nBcc: {EVIL}", language=f"en\r\nBcc: {EVIL}"
     )
@@ -164,12 +142,12 @@ def test_a_customer_subject_with_encoded_words_reaches_the_relay_safely(
     from app.models import Ticket
 
     use_smtp(app, smtp_sink)
-    world = make_world(app)
+    world = make_world(app, customer_only=True)
     with app.app_context():
         ticket = db.session.get(Ticket, world["ticket_id"])
         ticket.subject = f"=?utf-8?q?Invoice=0D=0ABcc:_{EVIL}?="
         db.session.commit()
-    outbox_id = only_customer(app, world)
+    outbox_id = reply(app, world)
     assert send_now(app, outbox_id).status == "sent"
     mail = assert_clean(smtp_sink)
     assert str(mail["Subject"]).startswith(f"[#{world['number']}] Invoice")
@@ -186,14 +164,7 @@ def test_header_text_keeps_ordinary_text() -> None:
 
 def test_the_html_part_never_takes_typed_text_as_markup(app: Flask, smtp_sink: SmtpSink) -> None:
     use_smtp(app, smtp_sink)
-    world = make_world(app)
-    with app.app_context():
-        from app.models import Ticket
-
-        ticket = db.session.get(Ticket, world["ticket_id"])
-        ticket.recipients = [r for r in ticket.recipients if r.kind == "to"]
-        ticket.subscribers = []
-        db.session.commit()
+    world = make_world(app, customer_only=True)
     text = 'Try <script>alert(1)</script> & <a href="javascript:x">this</a>\nhttps://example.test/a?b=1&c=2'
     outbox_id = reply(app, world, text)
     assert send_now(app, outbox_id).status == "sent"

@@ -25,7 +25,7 @@ from flask import Flask
 
 from app.mail import relay
 from tests.services import free_port
-from tests.test_relay import CUSTOMER, make_world, reply, row
+from tests.test_relay import CUSTOMER, make_world, reply, row, send_now
 
 USER, PASSWORD = "relay-user", "relay pass: with @ and /"
 
@@ -145,27 +145,8 @@ def _smtps(collector: Collector, port: int, certificate: tuple[Path, Path]) -> A
     )
 
 
-def send_now(app: Flask, outbox_id: int) -> relay.Outcome:
-    with app.app_context():
-        via = relay.transport()
-        try:
-            (outcome,) = relay.drain(outbox_id, via, batch=1)
-        finally:
-            via.close()
-        return outcome
-
-
 def only_customer(app: Flask) -> int:
-    from app.extensions import db
-    from app.models import Ticket
-
-    world = make_world(app)
-    with app.app_context():
-        ticket = db.session.get(Ticket, world["ticket_id"])
-        ticket.recipients = [r for r in ticket.recipients if r.kind == "to"]
-        ticket.subscribers = []
-        db.session.commit()
-    return reply(app, world)
+    return reply(app, make_world(app, customer_only=True))
 
 
 def url(scheme: str, port: int, password: str = PASSWORD, query: str = "") -> str:
@@ -222,17 +203,9 @@ def test_a_batch_goes_over_one_connection(
     app: Flask, starttls_server: tuple[int, Collector]
 ) -> None:
     """One TLS handshake and one login for many replies: what makes 200 a second possible."""
-    from app.extensions import db
-    from app.models import Ticket
-
     port, collector = starttls_server
     app.config["SMTP_URL"] = url("smtp", port, query="?starttls=1")
-    world = make_world(app)
-    with app.app_context():
-        ticket = db.session.get(Ticket, world["ticket_id"])
-        ticket.recipients = [r for r in ticket.recipients if r.kind == "to"]
-        ticket.subscribers = []
-        db.session.commit()
+    world = make_world(app, customer_only=True)
     ids = [reply(app, world, f"Reply {n}") for n in range(5)]
     with app.app_context():
         via = relay.transport()
