@@ -206,15 +206,6 @@ def claim(message_id: int) -> Claim | None:
     return Claim(message_id, token, int(attempts))
 
 
-def next_due(limit: int = 1, exclude: set[int] | None = None) -> list[int]:
-    """Ids of rows that could be claimed now, oldest due first."""
-    query = select(OutboxMessage.id).where(claimable(utcnow()))
-    if exclude:
-        query = query.where(OutboxMessage.id.not_in(exclude))
-    query = query.order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)
-    return list(db.session.scalars(query))
-
-
 def retry_delay(attempt: int) -> timedelta:
     """Wait after try ``attempt`` failed: base, then 4 times longer each time."""
     base = int(current_app.config.get("MAIL_RETRY_BASE_SECONDS", 60))
