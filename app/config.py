@@ -78,6 +78,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAIL_IMAP_TIMEOUT", 30, "seconds to wait for an IMAP server before giving up", int),
     Setting("MAIL_IMAP_CA_FILE", None, "extra CA certificate (PEM) to trust for IMAP over TLS"),
     Setting(
+        "MAIL_FROM_NAME_FORMAT",
+        "{agent} via {identity}",
+        "sender name of a reply; {agent} and {identity} are replaced",
+    ),
+    Setting("MAIL_MAX_ATTEMPTS", 6, "tries to send a reply before it is marked failed", int),
+    Setting(
+        "MAIL_RETRY_BASE_SECONDS",
+        60,
+        "wait before the 2nd try; each later wait is 4 times longer (1 min … 4 h)",
+        int,
+    ),
+    Setting("MAIL_BATCH", 200, "replies one send job may send over one SMTP connection", int),
+    Setting(
         "REOPEN_DAYS",
         30,
         "a customer reply reopens a closed ticket this long; later: new ticket",

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.actor import Actor
 from app.extensions import db
 from app.mail.identities import add_template, save_identity
+from app.mail.relay import preview_copies
 from app.models import (
     AuditLog,
     EntryKind,
@@ -92,9 +93,13 @@ def test_public_reply_with_a_file_queues_a_mail_with_a_link(
             message.from_address == "contact@desk.test" and message.reply_to == "contact@desk.test"
         )
         assert message.status == "queued" and message.message_id.endswith("@desk.test>")
-        assert message.body_text.startswith("Please update the client to 5.2.")
-        assert "- fix.txt: http://localhost:5000/v/" in message.body_text
-        assert message.body_text.rstrip().endswith("-- \nDesk Support\nMon-Fri")
+        assert message.body_text == "Please update the client to 5.2."
+        # The customer's copy: the words, their own file link, the identity's signature.
+        (copy,) = preview_copies(message)
+        assert copy.address == world["contact"] and copy.status == "pending"
+        assert copy.text.startswith("Please update the client to 5.2.")
+        assert "- fix.txt: http://localhost:5000/v/" in copy.text
+        assert copy.text.rstrip().endswith("-- \nDesk Support\nMon-Fri")
         entry = db.session.get(StreamEntry, message.entry_id)
         assert entry.kind == EntryKind.MAIL_OUT.value and not entry.is_internal
         assert [f.display_name for f in entry.attachments] == ["fix.txt"]

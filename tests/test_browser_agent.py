@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.actor import Actor
 from app.extensions import db
 from app.mail.identities import save_identity
+from app.mail.relay import preview_copies
 from app.models import OutboxMessage, Role, Ticket
 from app.tickets import add_customer_message
 from tests import factories
@@ -89,7 +90,8 @@ def test_agent_answers_pends_assigns_and_sees_the_customer_live(
         assert ticket.assignee.email == colleague.email
         assert ticket.pending_until is None  # the customer's answer reopened it
         mails = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
-        assert len(mails) == 2 and "driver-notes.txt: http" in mails[0].body_text
+        assert len(mails) == 2
+        assert "driver-notes.txt: http" in preview_copies(mails[0])[0].text
     page.close()
 
 

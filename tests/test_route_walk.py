@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, Request
+from sqlalchemy import select
 from werkzeug.datastructures import ImmutableMultiDict
 
 from app.actor import Actor
@@ -33,13 +34,14 @@ from app.files.store import store_upload
 from app.mail.identities import add_template, save_identity
 from app.mail.ingest import file_message
 from app.mail.mailboxes import MailboxForm, save_mailbox
-from app.models import Role
+from app.models import OutboxMessage, Role
 from app.models.inbound import MailSource
 from app.models.people import Contact, User
 from app.models.tickets import LinkKind
 from app.tickets import link_tickets
 from app.tickets import recipients as recipient_rules
 from app.tickets import tasks as task_rules
+from app.tickets.replies import answer
 from tests import factories
 from tests.conftest import csrf_from, sign_in
 
@@ -129,6 +131,10 @@ def world(app: Flask, make_user: Any) -> World:
         recipient = recipient_rules.add_recipient(ticket, staff, "cc", "cc@example.org")
         recipient_rules.add_subscriber(ticket, staff, agent)
         link_tickets(ticket, other, staff, LinkKind.RELATED)
+        replied = answer(ticket, staff, "A reply.", internal=False, identity=identity)
+        db.session.flush()
+        outbox = db.session.scalar(select(OutboxMessage).where(OutboxMessage.entry == replied))
+        outbox.status = "failed"  # so "send again" has something to do
         db.session.commit()
         # A stranger quoting the ticket's number: held for review (the held-mail screens).
         held = file_message(
@@ -166,6 +172,7 @@ def world(app: Flask, make_user: Any) -> World:
             "inbound_id": str(held.inbound_id),
             "identity_id": str(identity.id),
             "mailbox_id": str(mailbox.id),
+            "outbox_id": str(outbox.id),
             "view": "dispatcher",
             "name": "x",
             "filename": "app.js",

@@ -18,17 +18,21 @@ scheduler, started by ``vaultdesk cron`` (``scripts/run`` starts one).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.job import Job
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.extensions import db, redis_client
+
+log = logging.getLogger(__name__)
 
 QUEUES = ("mail", "vault", "sweeps", "ai", "default")
 _PENDING = "vaultdesk_pending_jobs"
@@ -46,6 +50,10 @@ class JobSpec:
     timeout: int | None = None  # seconds; RQ's default (180) when None
     failure_ttl: int = 7 * 24 * 3600  # failed jobs stay visible a week
     result_ttl: int = 3600
+    # True when a periodic sweep finds the work from the database anyway (the relay's
+    # outbox rows): if Redis is down at commit time the job is logged and skipped instead
+    # of failing a request whose data is already committed.
+    sweepable: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,13 +78,16 @@ def job(
     retry: Retry | None = None,
     timeout: int | None = None,
     failure_ttl: int = 7 * 24 * 3600,
+    sweepable: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Declare a job function: the queue it runs on and how it is retried."""
     if queue_name not in QUEUES:
         raise ValueError(f"unknown queue {queue_name!r}; known: {', '.join(QUEUES)}")
 
     def declare(func: Callable[P, R]) -> Callable[P, R]:
-        func.job_spec = JobSpec(queue_name, retry, timeout, failure_ttl)  # type: ignore[attr-defined]
+        func.job_spec = JobSpec(  # type: ignore[attr-defined]
+            queue_name, retry, timeout, failure_ttl, sweepable=sweepable
+        )
         return func
 
     return declare
@@ -143,9 +154,31 @@ def _flush_pending(session: Session) -> None:
         return
     parked = session.info.pop(_PENDING, [])
     if len(parked) == 1:
-        enqueue(parked[0].func, parked[0].args, parked[0].kwargs, parked[0].options)
+        _enqueue_or_leave_to_sweep(parked)
     elif parked:
         _enqueue_together(parked)
+
+
+def _enqueue_or_leave_to_sweep(items: list[_Parked]) -> None:
+    """Enqueue one parked job; a sweepable one survives Redis being down.
+
+    The data is committed already; a job whose work a periodic sweep finds again in the
+    database (the outbox) is not worth failing the request for.
+    """
+    item = items[0]
+    try:
+        enqueue(item.func, item.args, item.kwargs, item.options)
+    except RedisError as error:
+        _leave_to_sweep(items, error)
+
+
+def _leave_to_sweep(items: list[_Parked], error: RedisError) -> None:
+    if not all(spec_of(item.func).sweepable for item in items):
+        raise error
+    for item in items:
+        log.warning(
+            "Redis is unreachable; %s%r is left to the sweep", item.func.__qualname__, item.args
+        )
 
 
 def _enqueue_together(parked: list[_Parked]) -> None:
@@ -156,7 +189,7 @@ def _enqueue_together(parked: list[_Parked]) -> None:
     by_queue: dict[str, list[_Parked]] = {}
     for item in parked:
         if item.options.delay is not None:
-            enqueue(item.func, item.args, item.kwargs, item.options)
+            _enqueue_or_leave_to_sweep([item])
         else:
             by_queue.setdefault(spec_of(item.func).queue, []).append(item)
     for name, items in by_queue.items():
@@ -176,7 +209,10 @@ def _enqueue_together(parked: list[_Parked]) -> None:
                     retry=spec.retry,
                 )
             )
-        target.enqueue_many(datas)
+        try:
+            target.enqueue_many(datas)
+        except RedisError as error:
+            _leave_to_sweep(items, error)
 
 
 @event.listens_for(Session, "after_soft_rollback")

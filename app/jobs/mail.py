@@ -4,22 +4,30 @@ coming in from IMAP mailboxes and the drop folder."""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from redis.exceptions import RedisError
 from rq import Retry, get_current_job
+from rq.exceptions import NoSuchJobError
 
 from app.accounts import emailed_links
 from app.extensions import db, redis_client
 from app.files import recipients
 from app.files.vault_links import Client
 from app.jobs import enqueue, job
+from app.mail import relay
 from app.mail.drop import sweep_drop_folder
 from app.mail.imap import POLL_JOB_SECONDS
 from app.mail.imap import poll_mailbox as poll_domain
 from app.mail.mailboxes import due_mailboxes
 from app.models.inbound import Mailbox
+from app.models.types import utcnow
+
+log = logging.getLogger(__name__)
 
 # A sign-in link is worth sending for minutes, an invitation for days: the schedule covers
 # a mail server that restarts or greylists, not one that is down for the day.
@@ -142,3 +150,102 @@ def sweep_mail_drop() -> dict[str, Any]:
         "left": report.left,
         "outcomes": report.outcomes,
     }
+# --- The relay: ticket replies from the outbox -----------------------------------------
+#
+# Retries are not RQ's: a failed try puts the row back to ``queued`` with its next time
+# and enqueues a delayed job (``relay.send_claimed``), so the database, not Redis, knows
+# what is owed, and the sweep can rebuild every job Redis lost.
+
+SEND_JOB_TIMEOUT = 120  # well inside the relay's lease (5 minutes)
+
+
+def send_job_id(message_id: int, attempts: int) -> str:
+    """The job that makes try ``attempts + 1`` of a row: one id, so duplicates are visible."""
+    return f"outbox-{message_id}-{attempts}"
+
+
+def enqueue_send(message_id: int, attempts: int, *, at: datetime | None = None) -> None:
+    """After the commit, a job for the row's next try (at ``at``, else now)."""
+    from app.jobs import EnqueueOptions, enqueue_after_commit
+
+    delay = None
+    if at is not None:
+        delay = max(timedelta(0), at - utcnow())
+        if delay <= timedelta(0):
+            delay = None
+    enqueue_after_commit(
+        send_outbox,
+        args=(message_id,),
+        options=EnqueueOptions(job_id=send_job_id(message_id, attempts), delay=delay),
+    )
+
+
+def _drop_queued_jobs(claims: list[relay.Claim]) -> None:
+    """Rows sent by another row's job: remove their own jobs if still waiting (LREM is
+    atomic, so a job a worker already took is left alone and will find nothing to do)."""
+    from app.jobs import queue
+
+    connection = redis_client.connection
+    key = queue("mail").key
+    job_ids = [send_job_id(c.message_id, c.attempt - 1) for c in claims]
+    try:
+        with connection.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.lrem(key, 1, job_id)
+            removed = pipe.execute()
+        gone = [f"rq:job:{j}" for j, n in zip(job_ids, removed, strict=True) if n]
+        if gone:
+            connection.delete(*gone)
+    except RedisError:
+        log.warning("could not drop the queued jobs %s", job_ids)
+
+
+@job("mail", timeout=SEND_JOB_TIMEOUT, sweepable=True)
+def send_outbox(message_id: int) -> list[dict[str, object]]:
+    """Send one outbox row, then other due rows over the same connection (a batch)."""
+    via = relay.transport()
+    try:
+        outcomes = relay.drain(message_id, via, on_claimed=_drop_queued_jobs)
+    finally:
+        via.close()
+    return [
+        {"id": o.message_id, "status": o.status, "sent": o.sent, "error": o.error} for o in outcomes
+    ]
+
+
+SWEEP_LOCK = "vaultdesk:lock:outbox-sweep"
+
+
+@job("sweeps", timeout=120)
+def sweep_outbox() -> int:
+    """Enqueue a send job for every row left behind (Redis was down, a worker died).
+
+    A row whose next job is already waiting is left alone; a second job would find the
+    row claimed or sent and do nothing, so a lost race here costs one empty job.
+    """
+    from rq.job import Job, JobStatus
+
+    from app.jobs import EnqueueOptions, enqueue
+
+    connection = redis_client.connection
+    lock = connection.lock(SWEEP_LOCK, timeout=120)
+    if not lock.acquire(blocking=False):
+        return 0
+    try:
+        enqueued = 0
+        waiting = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
+        for message_id, attempts in relay.left_behind():
+            job_id = send_job_id(message_id, attempts)
+            try:
+                existing = Job.fetch(job_id, connection=connection)
+            except NoSuchJobError:
+                existing = None
+            if existing is not None and existing.get_status(refresh=False) in waiting:
+                continue
+            if existing is not None:
+                existing.delete()
+            enqueue(send_outbox, args=(message_id,), options=EnqueueOptions(job_id=job_id))
+            enqueued += 1
+        return enqueued
+    finally:
+        lock.release()

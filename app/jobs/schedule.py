@@ -18,7 +18,7 @@ from redis import Redis
 from rq.cron import CronScheduler
 
 from app.jobs import enqueue, spec_of
-from app.jobs.mail import enqueue_due_polls, sweep_mail_drop
+from app.jobs.mail import enqueue_due_polls, sweep_mail_drop, sweep_outbox
 from app.jobs.vault import sweep_orphan_blobs
 
 
@@ -35,6 +35,8 @@ PERIODIC: tuple[Periodic, ...] = (
     # Each mailbox has its own interval; this only enqueues the polls that are due.
     Periodic(enqueue_due_polls, cron="* * * * *"),
     Periodic(sweep_mail_drop, cron="* * * * *"),
+    # Replies left queued (Redis down at commit, a worker gone past its lease).
+    Periodic(sweep_outbox, interval=60),
 )
 
 

@@ -5,9 +5,10 @@ still be readable somewhere. With ``SMTP_URL`` unset every message is written to
 ``instance/outbox/`` (folder 0700, files 0600, because the mails carry sign-in links) and an
 admin reads them at ``/admin/outbox``.
 
-This is the seed of outbound mail: it sends synchronously and does not retry. Ticket replies
-go through outbox rows and a job (``app.mail.outbound``); this module is what that job and the
-portal's transactional mails (sign-in links, resets, invitations) have in common.
+``send_mail`` sends synchronously and does not retry: the portal's transactional mails (sign-in
+links, resets, invitations) call it from their jobs, which retry. Ticket replies go through
+outbox rows and the relay (``app.mail.relay``), which uses ``connect_smtp`` and
+``write_outbox`` from here.
 """
 
 from __future__ import annotations
@@ -103,27 +104,38 @@ def send_mail(to: str, subject: str, text: str, *, html: str | None = None) -> s
     if url:
         _send_smtp(parse_smtp_url(url), message)
     else:
-        _write_outbox(message)
+        write_outbox(message)
     return str(message["Message-ID"])
+
+
+def connect_smtp(settings: SmtpSettings, timeout: float = SMTP_TIMEOUT) -> smtplib.SMTP:
+    """An open, greeted (and, as configured, encrypted and logged-in) SMTP connection.
+
+    The relay keeps one open for a batch of messages; ``send_mail`` opens one per message.
+    """
+    if settings.implicit_tls:
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            settings.host, settings.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
+    try:
+        client.ehlo_or_helo_if_needed()
+        if settings.starttls:
+            client.starttls(context=ssl.create_default_context())
+            client.ehlo()
+        if settings.username:
+            client.login(settings.username, settings.password or "")
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 def _send_smtp(settings: SmtpSettings, message: EmailMessage) -> None:
     where = f"{settings.host}:{settings.port}"
     try:
-        if settings.implicit_tls:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host,
-                settings.port,
-                timeout=SMTP_TIMEOUT,
-                context=ssl.create_default_context(),
-            )
-        else:
-            client = smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT)
-        with client:
-            if settings.starttls:
-                client.starttls(context=ssl.create_default_context())
-            if settings.username:
-                client.login(settings.username, settings.password or "")
+        with connect_smtp(settings) as client:
             client.send_message(message)
     except (smtplib.SMTPException, OSError) as exc:
         raise MailNotSent(f"The mail server {where} did not accept the message: {exc}") from exc
@@ -133,7 +145,7 @@ def outbox_dir() -> Path:
     return Path(current_app.instance_path) / "outbox"
 
 
-def _write_outbox(message: EmailMessage) -> Path:
+def write_outbox(message: EmailMessage | bytes) -> Path:
     folder = outbox_dir()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)  # mkdir's mode is filtered by the umask
@@ -142,7 +154,10 @@ def _write_outbox(message: EmailMessage) -> Path:
     # O_EXCL: never overwrite; 0600 from the first byte, not chmod-ed afterwards.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(message.as_bytes(policy=policy.default))
+        if isinstance(message, bytes):
+            handle.write(message.replace(b"\r\n", b"\n"))
+        else:
+            handle.write(message.as_bytes(policy=policy.default))
     return path
 
 
@@ -217,8 +232,10 @@ __all__ = [
     "FiledMailEntry",
     "FiledMail",
     "build_message",
+    "connect_smtp",
     "list_filed_mail",
     "parse_smtp_url",
     "read_filed_mail",
     "send_mail",
+    "write_outbox",
 ]

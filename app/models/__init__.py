@@ -18,7 +18,14 @@ from app.models.inbound import (
     MailSecurity,
     MailSource,
 )
-from app.models.mail import OutboxMessage, OutboxStatus, ReplyTemplate, SenderIdentity
+from app.models.mail import (
+    OutboxMessage,
+    OutboxRecipient,
+    OutboxStatus,
+    RecipientStatus,
+    ReplyTemplate,
+    SenderIdentity,
+)
 from app.models.people import (
     STAFF_ROLES,
     Account,
@@ -73,6 +80,8 @@ __all__ = [
     "LinkKind",
     "VaultLinkState",
     "OutboxMessage",
+    "OutboxRecipient",
+    "RecipientStatus",
     "OutboxStatus",
     "ReplyTemplate",
     "SenderIdentity",

@@ -58,10 +58,18 @@ class ReplyTemplate(db.Model):
 
 
 class OutboxStatus(enum.StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"  # retries used up; shown to agents, can be retried by hand
+    QUEUED = "queued"  # waiting for a worker (``next_attempt_at`` says from when)
+    SENDING = "sending"  # claimed by a worker until ``claimed_until`` (the lease)
+    SENT = "sent"  # the server accepted it for every recipient still deliverable
+    FAILED = "failed"  # retries used up or refused for good; agents can send it again
+    BOUNCED = "bounced"  # accepted, then a delivery status notification said it failed
+
+
+class RecipientStatus(enum.StrEnum):
+    PENDING = "pending"  # not yet accepted by the server
+    SENT = "sent"  # the server accepted this recipient's copy
+    REFUSED = "refused"  # the server refused this address for good (5xx)
+    BOUNCED = "bounced"  # accepted, then bounced (``mark_bounced``)
 
 
 class OutboxMessage(db.Model):
@@ -76,6 +84,9 @@ class OutboxMessage(db.Model):
         enum_check("status", OutboxStatus, "status_known"),
         Index("ix_outbox_message_status_next", "status", "next_attempt_at"),
     )
+    # Claiming, sending and finishing: ``app.mail.relay``. Headers and bodies:
+    # ``app.mail.compose``. Each recipient gets its own copy (``OutboxRecipient``), because
+    # each carries its own file links.
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(
@@ -93,7 +104,8 @@ class OutboxMessage(db.Model):
     reply_to: Mapped[str | None] = mapped_column(String(254))
     recipients: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"to": [...], "cc": [...], ...}
     subject: Mapped[str] = mapped_column(String(400))
-    body_text: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)  # the words, without links or signature
+    signature: Mapped[str | None] = mapped_column(Text)  # the identity's, as it was then
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     references: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.QUEUED.value)
@@ -102,7 +114,51 @@ class OutboxMessage(db.Model):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker holding the row while ``status`` is ``sending``, and until when: a claim
+    # past its lease (a worker that died) may be taken over by another worker.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the server said last (e.g. "250 2.0.0 Ok: queued as 4BC1"), success or not.
+    server_answer: Mapped[str | None] = mapped_column(Text)
+    # RFC 3834: None for a person's reply; "auto-replied"/"auto-generated" for automatic mail.
+    auto_submitted: Mapped[str | None] = mapped_column(String(20))
+    # The language of the fixed words in the mail (the identity's when it was written).
+    language: Mapped[str] = mapped_column(String(8), default="en")
 
     ticket: Mapped[Ticket | None] = relationship()
     entry: Mapped[StreamEntry | None] = relationship()
     identity: Mapped[SenderIdentity | None] = relationship()
+    deliveries: Mapped[list[OutboxRecipient]] = relationship(
+        back_populates="message", order_by="OutboxRecipient.id", cascade="all, delete-orphan"
+    )
+
+
+class OutboxRecipient(db.Model):
+    """One recipient of an outbox message: its own copy, its own file links, its own fate.
+
+    Why a row per recipient: every recipient gets vault links bound to their address (so
+    downloads are audited and revoked per person), so each copy's body differs; and when
+    the server accepts one address and defers another, a retry must send only what is
+    still owed, never a second copy to whoever already has one.
+    """
+
+    __tablename__ = "outbox_recipient"
+    __table_args__ = (
+        enum_check("status", RecipientStatus, "status_known"),
+        UniqueConstraint("message_id", "address", name="uq_outbox_recipient_address"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("outbox_message.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(3))  # to, cc, bcc (RecipientKind)
+    address: Mapped[str] = mapped_column(String(254), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10), default=RecipientStatus.PENDING.value)
+    # [{"name": "report.pdf", "link_id": "..."}]: this recipient's links, in file order.
+    links: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    answer: Mapped[str | None] = mapped_column(Text)  # the server's reply to this copy
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    message: Mapped[OutboxMessage] = relationship(back_populates="deliveries")

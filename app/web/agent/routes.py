@@ -9,7 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.actor import Actor, ActorKind
-from app.errors import DomainError, InvalidInput
+from app.errors import DomainError, InvalidInput, NotFound
 from app.extensions import csrf, db
 from app.files import queries as file_queries
 from app.files import vault_links
@@ -20,8 +20,9 @@ from app.files.uploads import vault_upload
 from app.htmx import go_to, is_boosted, is_htmx, render, wants_fragment
 from app.i18n import parse_local_datetime
 from app.mail import display as mail_display
+from app.mail.relay import mails_by_entry, send_again
 from app.models.files import DownloadOutcome
-from app.models.mail import SenderIdentity
+from app.models.mail import OutboxMessage, SenderIdentity
 from app.models.people import Lead, Role, Team, User, UserRole
 from app.models.tickets import Category, Priority, Status, Ticket
 from app.models.types import utcnow
@@ -90,6 +91,7 @@ def _page_context(t: Ticket) -> dict[str, object]:
         ).all(),
         "unread": is_unread(t, current_user),
         "mail_in": MailView(t, "agent", t.entries),
+        "mails": mails_by_entry(t),
     }
 
 
@@ -330,6 +332,28 @@ def live(number: str) -> Response:
     response.headers["Cache-Control"] = "no-cache"
     response.vary.add("HX-Request")
     return response
+
+
+@bp.post("/tickets/<number>/mails/<int:outbox_id>/send-again")
+def send_again_view(number: str, outbox_id: int) -> Response:
+    """A failed reply back in the queue; htmx gets the stream entry with its new state."""
+    t = ticket_by_number(number)
+    message = db.session.get(OutboxMessage, outbox_id)
+    if message is None or message.ticket_id != t.id or message.entry is None:
+        raise NotFound("There is no such mail on this ticket.")
+    send_again(message, _actor())
+    db.session.commit()
+    if wants_fragment():
+        return render(
+            "agent/_entry.html",
+            ticket=t,
+            entry=message.entry,
+            mails=mails_by_entry(t),
+            mail_in=MailView(t, "agent", [message.entry]),
+            human_size=human_size,
+        )
+    flash("The mail is queued for sending again.", "success")
+    return redirect(url_for("agent.ticket", number=t.number), code=303)
 
 
 @bp.get("/identities/templates")

@@ -21,6 +21,7 @@ from app.actor import Actor
 from app.errors import Conflict, InvalidInput, NotFound
 from app.extensions import db
 from app.htmx import render, wants_fragment
+from app.mail.outbound import bounced_addresses
 from app.models.people import User
 from app.models.tickets import LinkKind, RecipientKind, Ticket, TicketLink
 from app.models.types import utcnow
@@ -268,6 +269,8 @@ def recipients_context(t: Ticket) -> dict[str, Any]:
             t.recipients, key=lambda r: (list(RecipientKind).index(RecipientKind(r.kind)), r.id)
         ),
         "recipient_kinds": list(RecipientKind),
+        # Addresses replies skip because mail to them bounced (mail.outbound).
+        "bounced": bounced_addresses([r.address for r in t.recipients]),
         "subscribers": subscribers,
         "me_subscribed": any(u.id == current_user.id for u in subscribers),
         "colleagues": [u for u in recipient_rules.subscribable_staff(t) if u.id != current_user.id],
