@@ -459,6 +459,30 @@ def test_bounce_is_filed_on_its_ticket_and_flags_the_contact(desk: Mailbox) -> N
     contact = ticket_of(ticket.number).contact
     db.session.refresh(contact)
     assert contact.mail_bounced_at is not None and "user unknown" in contact.mail_bounce_reason
+    # Our own copy is marked bounced and the ticket is back in front of the agents.
+    sent = db.session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == ours))
+    assert sent.status == "bounced" and "ann@customer.test" in sent.last_error
+    assert ticket_of(ticket.number).in_inbox
+
+
+def test_customer_mail_on_a_worked_ticket_is_passed_on_to_its_manager(desk: Mailbox) -> None:
+    first = file_message(mail(), source=MailSource.PIPE, mailbox=desk)
+    ticket = ticket_of(first.ticket_number)
+    agent = factories.staff_user(Role.AGENT)
+    ticket.assignee = agent
+    db.session.commit()
+    reply = mail(subject=f"Re: [#{ticket.number}] Printer on fire", body="Still burning.")
+    filed = file_message(reply, source=MailSource.PIPE, mailbox=desk)
+    assert filed.outcome is MailOutcome.APPENDED
+    copies = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id)
+    ).all()
+    assert len(copies) == 1, "one copy of the customer's mail for the ticket's staff"
+    copy = copies[0]
+    assert copy.recipients["to"] == [agent.email.lower()]
+    assert copy.auto_submitted == "auto-generated" and "Still burning." in copy.body_text
+    assert copy.in_reply_to and copy.in_reply_to.strip("<>") in reply.decode()
+    # The first mail opened the ticket with nobody on it: nothing was passed on then.
 
 
 def test_mail_from_our_own_address_is_ignored(desk: Mailbox) -> None:

@@ -34,9 +34,15 @@ Decisions (where the issue leaves room):
   ticket keeps the old ticket's customer.
 - **Cc'd people** of a customer mail (and other To addresses) become Cc recipients of the
   ticket, except our own addresses and staff.
+- **Customer mail on a worked ticket** (one with a manager or subscribers) is passed on to
+  them by mail (``outbound.queue_distribution``: manager in To, the others in Cc,
+  automatic). A new ticket has nobody yet: the dispatcher's inbox covers it.
 - **Robots** never notify, answer or put a ticket in the inbox. A bounce is filed as an
   internal entry on the ticket its original message names (Message-ID, else subject tag)
-  and the failed recipients' contacts get ``mail_bounced_at``; an auto-reply or list mail
+  and the failed recipients' contacts get ``mail_bounced_at``; when the returned
+  Message-ID is one of our sent copies, that copy is marked bounced and the ticket goes to
+  the inbox with a note (``bounces.mark_bounced``), since the customer never got the
+  answer; an auto-reply or list mail
   that threads onto a ticket is filed there internally; mail from our own addresses and
   robots matching no ticket are ``ignored`` (row and original kept).
 - **Throttle**: more than ``MAIL_SENDER_LIMIT_PER_HOUR`` rows from one sender within the
@@ -69,7 +75,7 @@ from app.files.store import get_vault, store_upload
 from app.mail import threading
 from app.mail.content import has_remote_images, sanitise_mail_html
 from app.mail.parsing import MailUnreadable, ParsedMail, parse_message
-from app.mail.robots import Robot, RobotKind, detect_robot
+from app.mail.robots import Bounce, Robot, RobotKind, detect_robot
 from app.models.files import FileKind, VaultFile
 from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
 from app.models.mail import SenderIdentity
@@ -627,7 +633,11 @@ def _file_robot(parsed: ParsedMail, robot: Robot, thread: threading.Threading) -
                     break
         if ticket is None and thread.suspected is not None:
             ticket = thread.suspected  # a bounce of our own mail about that ticket
-        flag_bounced(bounce.recipients, bounce.diagnostic or bounce.status or robot.reason)
+        reason = bounce.diagnostic or bounce.status or robot.reason
+        flag_bounced(bounce.recipients, reason)
+        ours = mark_outbox_bounced(bounce, reason)
+        if ticket is None and ours is not None:
+            ticket = ours
     if kind is RobotKind.OWN or ticket is None:
         if thread.suspected is not None:
             details["suspected_ticket"] = thread.suspected.number
@@ -656,6 +666,25 @@ def _file_robot(parsed: ParsedMail, robot: Robot, thread: threading.Threading) -
         details=details,
         attachments=parts.names,
     )
+
+
+def mark_outbox_bounced(bounce: Bounce, reason: str) -> Ticket | None:
+    """A DSN about one of our own sent copies: the outbox row and its ticket learn of it.
+
+    ``mail.bounces.mark_bounced`` marks the copy bounced and puts the ticket in the inbox
+    with a note, so the agent who answered finds out the customer never got it. The
+    ticket it names, or None when the returned Message-ID is not one of ours.
+    """
+    from app.mail.bounces import mark_bounced
+
+    if not bounce.original_message_id:
+        return None
+    ticket: Ticket | None = None
+    for address in bounce.recipients:
+        message = mark_bounced(bounce.original_message_id, address, reason)
+        if message is not None and message.ticket is not None:
+            ticket = message.ticket
+    return ticket
 
 
 def flag_bounced(addresses: Sequence[str], reason: str | None) -> None:
@@ -743,6 +772,8 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
     parts.attach(target, entry_id)
     if how != "bcc":
         add_cc_recipients(target, actor, parsed, context.own if context else frozenset())
+    if not created:
+        distribute(target, entry_id, context)
     jobs = [("classify", target.id)]
     if created:
         jobs.append(("autoresponse", target.id))
@@ -754,6 +785,25 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
         attachments=parts.names,
         jobs=jobs,
     )
+
+
+def distribute(ticket: Ticket, entry_id: int, context: Context | None) -> None:
+    """Pass the customer's mail on to the ticket's manager (To) and subscribers (Cc).
+
+    Only for mail on an existing ticket: a new one has nobody yet (the dispatcher's inbox
+    and, later, notifications cover it). The copy is automatic, so no out-of-office answers.
+    """
+    from app.mail.outbound import queue_distribution
+
+    if ticket.assignee_id is None and not ticket.subscribers:
+        return
+    entry = db.session.get(StreamEntry, entry_id)
+    if entry is None:
+        return
+    identity = None
+    if context is not None and context.identity_id:
+        identity = db.session.get(SenderIdentity, context.identity_id)
+    queue_distribution(ticket, entry, identity)
 
 
 def add_cc_recipients(
