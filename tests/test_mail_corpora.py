@@ -264,9 +264,9 @@ def test_every_corpus_message_is_filed_or_held_with_a_reason(
 STALWART = DATA / "stalwart_mail_parser" / "resources" / "eml"
 STALWART_XFAIL = {
     "rfc/001.eml": (
-        "message/external-body parts (RFC 2046 5.2.3: data stored elsewhere, FTP/AFS) get "
-        "made-up names (attachment-N.ps) instead of the name= of their Content-Type, "
-        "which stalwart reports (BodyFormats.ps); reported to core, parsing.py is theirs"
+        "a message/external-body part named '/u/nsb/writing/rfcs/RFC-MIME.ps' keeps its "
+        "path in stalwart's results; we store the last segment only (a file name never "
+        "carries a path into the vault or a download), and the third part has no name"
     ),
 }
 
