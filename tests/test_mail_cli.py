@@ -122,6 +122,27 @@ def test_pipe_quarantines_garbage_and_still_exits_zero(desk: Flask) -> None:
     assert "created T-" in human.stdout.decode() and "Plain output" in human.stdout.decode()
 
 
+def test_pipe_files_the_mail_when_redis_is_down(desk: Flask) -> None:
+    """Only the follow-up jobs need Redis: the mail is filed and the MTA told so.
+
+    Answering "try again" would make the MTA deliver it again only to hear "duplicate".
+    """
+    env = environment(desk)
+    env["VAULTDESK_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens
+    result = subprocess.run(
+        [VAULTDESK, "mail", "pipe", "--json"],
+        input=message("Filed without Redis"),
+        capture_output=True,
+        env=env,
+        cwd=CHECKOUT,
+        timeout=120,
+    )
+    (line,) = lines(result)
+    assert line["outcome"] == "created"
+    assert "follow-up jobs could not be queued" in result.stderr.decode()
+    assert count(desk, Ticket) == 1
+
+
 def test_pipe_says_try_again_when_the_sqlite_file_cannot_be_opened(
     desk: Flask, tmp_path: Path
 ) -> None:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
+from redis.exceptions import RedisError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -83,6 +85,8 @@ from app.models.people import Contact, User
 from app.models.tickets import Channel, EntryKind, RecipientKind, StreamEntry, Ticket
 from app.models.types import utcnow
 from vault import StoredFile, Vault
+
+log = logging.getLogger(__name__)
 
 NO_SUBJECT = "(no subject)"
 ORIGINAL_WRITERS = 8  # threads putting a batch's originals into the vault at once
@@ -191,11 +195,30 @@ def file_message(
     """
     try:
         filed = file_one(raw, Context.load(source, mailbox), source_ref)
-        db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
+    _commit()
     return filed
+
+
+def _commit() -> None:
+    """Commit the filing; a Redis outage after it does not undo what is filed.
+
+    The follow-up jobs (classification, acknowledgement) go to Redis in the after-commit
+    hook, so a ``RedisError`` out of ``commit`` means the mail *is* committed. Reporting
+    a failure then would make the MTA or IMAP deliver it again only to hear "duplicate";
+    so the filing stands, the missing jobs are logged, and the session is reset for the
+    next message.
+    """
+    try:
+        db.session.commit()
+    except RedisError as error:
+        log.error("mail filed, but its follow-up jobs could not be queued: %s", error)
+        db.session.close()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def file_batch(
@@ -223,10 +246,10 @@ def file_batch(
                 file_one(raw, context, ref, prepared=p, stored=f.result())
                 for (raw, ref), p, f in zip(items, prepared, futures, strict=True)
             ]
-        db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
+    _commit()
     return results
 
 
