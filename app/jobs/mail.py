@@ -25,6 +25,7 @@ from app.mail.imap import POLL_JOB_SECONDS
 from app.mail.imap import poll_mailbox as poll_domain
 from app.mail.mailboxes import due_mailboxes
 from app.models.inbound import Mailbox
+from app.models.tickets import Ticket
 from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -67,19 +68,32 @@ def send_link_code(
     return outcome
 
 
+AUTORESPONSE_LOCK = "vaultdesk:lock:autoresponse:{address}"
+
+
 @job("mail", retry=LINK_RETRY, timeout=60)
 def send_autoresponse(ticket_id: int) -> str:
-    """The acknowledgement for a ticket opened by mail; today: noted as not configured.
+    """The acknowledgement for a new ticket (mail or portal): queued in the outbox, or
+    the reason not, noted on the ticket (``app.mail.autoresponse``).
 
-    Enqueued by mail-in for new tickets from people (never for robots). Autoresponse
-    templates and sending come with the mail-out issue; until then the job records on the
-    ticket, once, for agents, that no acknowledgement went out.
+    A Redis lock per sender address is held across the decision and the commit, so two
+    new tickets of one sender handled at once give one autoresponse within the period.
     """
-    from app.mail.autoresponse import note_not_configured
+    from app.mail import autoresponse
 
-    outcome = note_not_configured(ticket_id)
-    db.session.commit()
-    return outcome
+    ticket = db.session.get(Ticket, ticket_id)
+    address = autoresponse.sender_address(ticket) if ticket is not None else None
+    if address is None:
+        outcome = autoresponse.respond(ticket_id)
+        db.session.commit()
+        return outcome.value
+    lock = redis_client.connection.lock(
+        AUTORESPONSE_LOCK.format(address=address), timeout=60, blocking_timeout=30
+    )
+    with lock:  # LockError after 30 s: RQ retries the job
+        outcome = autoresponse.respond(ticket_id)
+        db.session.commit()
+    return outcome.value
 
 
 # -- mail in: polling IMAP mailboxes and sweeping the drop folder ---------------------------

@@ -59,7 +59,7 @@ class Kind(enum.StrEnum):
     ESCALATION = "escalation"
     PORTAL_INVITE = "portal_invite"
     SIGN_IN_LINK = "sign_in_link"
-    PASSWORD_RESET = "password_reset"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a template name
     LINK_CODE = "link_code"
 
 
