@@ -4,16 +4,22 @@ the relay sending to a real aiosmtpd server; and every reason not to answer."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask_migrate import upgrade
 from sqlalchemy import select, update
 
+from app import create_app
 from app.actor import Actor
 from app.extensions import db
+from app.jobs.mail import send_autoresponse
 from app.mail.ingest import file_message
 from app.models import Role
 from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
@@ -23,7 +29,7 @@ from app.models.tickets import EntryKind, StreamEntry, Ticket
 from app.models.types import utcnow
 from app.tickets import portal
 from tests import factories
-from tests.conftest import run_jobs
+from tests.conftest import base_config, run_jobs
 from tests.services import SmtpSink
 from tests.test_mail_ingest import mail
 from tests.test_mail_robots import dsn
@@ -407,3 +413,51 @@ def test_a_customised_template_is_used_and_keeps_the_ticket_number_in_the_subjec
     assert text_of(received.message).startswith("Got it: Tom & <Jerry>")
     html = received.message.get_body(("html",)).get_content()
     assert "<p>Got it: <b>Tom &amp; &lt;Jerry&gt;</b></p>" in html
+
+
+@pytest.fixture
+def pg_app(tmp_path: Path, redis_server: Any, postgres_database: str) -> Iterator[Flask]:
+    redis_server.client().flushall()
+    instance = tmp_path / "pg-instance"
+    instance.mkdir()
+    application = create_app(base_config(instance, redis_server.url, postgres_database))
+    with application.app_context():
+        upgrade()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_new_tickets_of_one_sender_answered_at_the_same_instant_give_one_autoresponse(
+    pg_app: Flask,
+) -> None:
+    """Six workers decide for six new tickets of one sender at once (PostgreSQL, READ
+    COMMITTED: each would see no autoresponse yet); the per-sender lock lets one answer."""
+    with pg_app.app_context():
+        db.session.add(SenderIdentity(address=SUPPORT, name="Desk Support", is_default=True))
+        db.session.commit()
+        ids = []
+        for n in range(6):
+            contact = Contact(name="Ann", email=ANN)
+            ticket = factories.ticket(f"Problem {n}", contact=contact)
+            db.session.flush()
+            ids.append(ticket.id)
+        db.session.commit()
+    barrier = threading.Barrier(len(ids))
+    outcomes: list[str] = []
+
+    def decide(ticket_id: int) -> None:
+        with pg_app.app_context():
+            barrier.wait()
+            outcomes.append(send_autoresponse(ticket_id))
+            db.session.remove()
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["period limit"] * 5 + ["queued"]
+    assert len(autoresponses(pg_app)) == 1
