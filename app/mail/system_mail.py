@@ -76,7 +76,7 @@ TITLES: dict[Kind, str] = {
 }
 
 _TICKET = {
-    "ticket_number": ("Ticket number, e.g. T-104233", "T-104233"),
+    "ticket_number": ("Ticket number", "T-104233"),
     "ticket_subject": ("Ticket subject", "Printer on fire"),
     "customer_name": ("Customer's name (or address when no name is known)", "Nora Customer"),
     "portal_url": ("The ticket in the customer portal", "https://desk.example/portal/t/T-104233"),
