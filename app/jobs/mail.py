@@ -5,6 +5,7 @@ coming in from IMAP mailboxes and the drop folder."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -83,17 +84,35 @@ def send_autoresponse(ticket_id: int) -> str:
 
     ticket = db.session.get(Ticket, ticket_id)
     address = autoresponse.sender_address(ticket) if ticket is not None else None
+    return _locked(address, lambda: autoresponse.respond(ticket_id))
+
+
+@job("mail", retry=LINK_RETRY, timeout=60)
+def send_reopen_notice(ticket_id: int, entry_id: int) -> str:
+    """Tell a customer their message reopened a solved or closed ticket (the autoresponse's
+    rules: ``app.mail.autoresponse.reopen_notice``), under the same per-sender lock."""
+    from app.mail import autoresponse
+    from app.models.tickets import StreamEntry
+
+    ticket = db.session.get(Ticket, ticket_id)
+    entry = db.session.get(StreamEntry, entry_id)
+    address = autoresponse.sender_address(ticket, entry) if ticket and entry else None
+    return _locked(address, lambda: autoresponse.reopen_notice(ticket_id, entry_id))
+
+
+def _locked(address: str | None, decide: Callable[[], str]) -> str:
+    """Decide and commit holding the sender's lock (none to take without an address)."""
     if address is None:
-        outcome = autoresponse.respond(ticket_id)
+        outcome = decide()
         db.session.commit()
-        return outcome.value
+        return str(outcome)
     lock = redis_client.connection.lock(
         AUTORESPONSE_LOCK.format(address=address), timeout=60, blocking_timeout=30
     )
     with lock:  # LockError after 30 s: RQ retries the job
-        outcome = autoresponse.respond(ticket_id)
+        outcome = decide()
         db.session.commit()
-    return outcome.value
+    return str(outcome)
 
 
 # -- mail in: polling IMAP mailboxes and sweeping the drop folder ---------------------------

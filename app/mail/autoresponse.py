@@ -1,4 +1,7 @@
-"""The autoresponse: one acknowledgement for a new ticket, to the person who opened it.
+"""The autoresponse: one acknowledgement for a new ticket, to the person who opened it;
+and its sibling, the reopen notice, for a customer whose message reopened a solved or
+closed ticket (``customer_writes`` enqueues ``mail.send_reopen_notice``). Both follow the
+same rules below, each counted apart in the period.
 
 Mail-in enqueues ``mail.send_autoresponse(ticket_id)`` for every new ticket from a
 person, and so does the portal for a ticket opened there. The job calls ``respond``,
@@ -53,6 +56,7 @@ from app.urls import public_url
 
 NOTICE = "autoresponse"  # StreamEntry.data["notice"] of the entry that records the decision
 SYSTEM_KIND = system_mail.Kind.AUTORESPONSE.value
+REOPEN = system_mail.Kind.REOPEN_NOTICE
 # Local parts only servers send from (RFC 3834 5.1 and common practice): never answered.
 SERVER_LOCALPARTS = frozenset(
     {
@@ -116,9 +120,9 @@ def _inbound_of(entry: StreamEntry | None) -> InboundMail | None:
     return db.session.scalar(select(InboundMail).where(InboundMail.entry_id == entry.id).limit(1))
 
 
-def sender_address(ticket: Ticket) -> str | None:
-    """The address the ticket's first message came from (lower case), if any."""
-    first = _first_entry(ticket)
+def sender_address(ticket: Ticket, entry: StreamEntry | None = None) -> str | None:
+    """The address ``entry`` (default: the ticket's first message) came from, lower case."""
+    first = entry if entry is not None else _first_entry(ticket)
     inbound = _inbound_of(first)
     data = (first.data or {}) if first is not None else {}
     candidates = [
@@ -169,14 +173,16 @@ def _bounced(address: str) -> bool:
     )
 
 
-def answered_within(address: str, since_hours: timedelta) -> int:
-    """Autoresponses queued to ``address`` within the period (counted in the outbox)."""
+def answered_within(
+    address: str, since_hours: timedelta, kind: system_mail.Kind = system_mail.Kind.AUTORESPONSE
+) -> int:
+    """Mails of ``kind`` queued to ``address`` within the period (counted in the outbox)."""
     return (
         db.session.scalar(
             select(func.count(OutboxMessage.id))
             .join(OutboxRecipient, OutboxRecipient.message_id == OutboxMessage.id)
             .where(
-                OutboxMessage.system_kind == SYSTEM_KIND,
+                OutboxMessage.system_kind == kind.value,
                 OutboxRecipient.address == address,
                 OutboxMessage.created_at >= utcnow() - since_hours,
             )
@@ -211,14 +217,19 @@ def _language(contact: Contact | None, address: str, identity: SenderIdentity) -
     return identity.language or "en"
 
 
-def decide(ticket: Ticket) -> Target | Outcome:
-    """Whom to answer, or the reason not to (see the module docstring for each rule)."""
-    first = _first_entry(ticket)
+def decide(
+    ticket: Ticket,
+    entry: StreamEntry | None = None,
+    kind: system_mail.Kind = system_mail.Kind.AUTORESPONSE,
+) -> Target | Outcome:
+    """Whom to answer about ``entry`` (default: the ticket's first message), or the reason
+    not to (see the module docstring for each rule)."""
+    first = entry if entry is not None else _first_entry(ticket)
     inbound = _inbound_of(first)
     data = (first.data or {}) if first is not None else {}
     if (inbound is not None and inbound.robot) or data.get("robot"):
         return Outcome.ROBOT
-    address = sender_address(ticket)
+    address = sender_address(ticket, first)
     if address is None:
         return Outcome.NO_ADDRESS
     if address.partition("@")[0] in SERVER_LOCALPARTS:
@@ -229,7 +240,7 @@ def decide(ticket: Ticket) -> Target | Outcome:
         return Outcome.STAFF
     if _bounced(address):
         return Outcome.BOUNCED
-    if answered_within(address, period()) > 0:
+    if answered_within(address, period(), kind) > 0:
         return Outcome.LIMIT
     identity = _identity_for(inbound)
     if identity is None:
@@ -246,17 +257,15 @@ def decide(ticket: Ticket) -> Target | Outcome:
     )
 
 
-def _already_decided(ticket: Ticket) -> bool:
-    return (
-        db.session.execute(
-            select(StreamEntry.id).where(
-                StreamEntry.ticket_id == ticket.id,
-                StreamEntry.kind == EntryKind.SYSTEM.value,
-                StreamEntry.data["notice"].as_string() == NOTICE,
-            )
-        ).first()
-        is not None
+def _already_decided(ticket: Ticket, notice: str, entry_id: int | None = None) -> bool:
+    query = select(StreamEntry.id).where(
+        StreamEntry.ticket_id == ticket.id,
+        StreamEntry.kind == EntryKind.SYSTEM.value,
+        StreamEntry.data["notice"].as_string() == notice,
     )
+    if entry_id is not None:
+        query = query.where(StreamEntry.data["about"].as_integer() == entry_id)
+    return db.session.execute(query).first() is not None
 
 
 REASONS = {
@@ -266,19 +275,19 @@ REASONS = {
     Outcome.OWN: "the sender is one of our own addresses",
     Outcome.STAFF: "the sender is a staff member",
     Outcome.BOUNCED: "mail to the sender's address bounces",
-    Outcome.LIMIT: "the sender got one within the autoresponse period already",
+    Outcome.LIMIT: "the sender got one within the period already",
     Outcome.NO_IDENTITY: "no sender identity is configured",
 }
 
 
-def _note(ticket: Ticket, text: str, **data: object) -> StreamEntry:
+def _note(ticket: Ticket, text: str, notice: str = NOTICE, **data: object) -> StreamEntry:
     return add_entry(
         ticket,
         EntryKind.SYSTEM,
         Actor.system(),
         body_text=text,
         internal=True,
-        data={"notice": NOTICE, **data},
+        data={"notice": notice, **data},
     )
 
 
@@ -290,7 +299,7 @@ def respond(ticket_id: int) -> Outcome:
     ticket = db.session.get(Ticket, ticket_id)
     if ticket is None:
         return Outcome.GONE
-    if _already_decided(ticket):
+    if _already_decided(ticket, NOTICE):
         return Outcome.ALREADY
     decision = decide(ticket)
     if isinstance(decision, Outcome):
@@ -304,8 +313,33 @@ def respond(ticket_id: int) -> Outcome:
     return Outcome.QUEUED
 
 
+def reopen_notice(ticket_id: int, entry_id: int) -> Outcome:
+    """Tell the customer whose message (``entry_id``) reopened the ticket; never commits.
+
+    The same rules as the autoresponse, counted apart; one decision per message.
+    """
+    ticket = db.session.get(Ticket, ticket_id)
+    entry = db.session.get(StreamEntry, entry_id)
+    if ticket is None or entry is None or entry.ticket_id != ticket.id:
+        return Outcome.GONE
+    if _already_decided(ticket, REOPEN.value, entry.id):
+        return Outcome.ALREADY
+    decision = decide(ticket, entry, REOPEN)
+    if isinstance(decision, Outcome):
+        _note(
+            ticket,
+            _("No reopen notice was sent: %(reason)s.", reason=REASONS[decision]),
+            notice=REOPEN.value,
+            outcome=decision.value,
+            about=entry.id,
+        )
+        return decision
+    queue(ticket, decision, REOPEN, about=entry.id)
+    return Outcome.QUEUED
+
+
 def values_for(ticket: Ticket, target: Target) -> dict[str, object]:
-    """The documented variables of the autoresponse template for this ticket."""
+    """The documented variables of the autoresponse and reopen templates for this ticket."""
     return {
         "ticket_number": ticket.number,
         "ticket_subject": ticket.subject,
@@ -316,19 +350,29 @@ def values_for(ticket: Ticket, target: Target) -> dict[str, object]:
     }
 
 
-def queue(ticket: Ticket, target: Target) -> OutboxMessage:
+def queue(
+    ticket: Ticket,
+    target: Target,
+    kind: system_mail.Kind = system_mail.Kind.AUTORESPONSE,
+    *,
+    about: int | None = None,
+) -> OutboxMessage:
     """The outbox row (one To copy) and the entry saying it was queued."""
     identity = target.identity
-    rendered = system_mail.render(
-        system_mail.Kind.AUTORESPONSE, identity, target.language, values_for(ticket, target)
-    )
+    rendered = system_mail.render(kind, identity, target.language, values_for(ticket, target))
+    if kind is REOPEN:
+        said = _("Reopen notice queued to %(address)s.", address=target.address)
+    else:
+        said = _("Autoresponse queued to %(address)s.", address=target.address)
+    extra: dict[str, object] = {"about": about} if about is not None else {}
     note = _note(
         ticket,
-        _("Autoresponse queued to %(address)s.", address=target.address)
-        + (_(" Its template failed; the default was used.") if rendered.fell_back else ""),
+        said + (_(" Its template failed; the default was used.") if rendered.fell_back else ""),
+        notice=NOTICE if kind is system_mail.Kind.AUTORESPONSE else kind.value,
         outcome=Outcome.QUEUED.value,
         to=target.address,
         language=rendered.language,
+        **extra,
     )
     message = _new_message(ticket, identity, from_name=identity.name, body_text=rendered.text)
     subject = rendered.subject
@@ -337,12 +381,12 @@ def queue(ticket: Ticket, target: Target) -> OutboxMessage:
     message.subject = subject[:400]
     message.body_html = rendered.html
     message.language = rendered.language
-    message.system_kind = SYSTEM_KIND
+    message.system_kind = kind.value
     message.auto_submitted = "auto-replied"
     message.entry = note
     message.in_reply_to = target.in_reply_to
     message.references = target.in_reply_to
-    message.recipients = {kind.value: [] for kind in RecipientKind}
+    message.recipients = {rk.value: [] for rk in RecipientKind}
     message.recipients[RecipientKind.TO.value] = [target.address]
     message.deliveries.append(
         OutboxRecipient(kind=RecipientKind.TO.value, address=target.address, name=target.name)
