@@ -102,6 +102,12 @@ SETTINGS: tuple[Setting, ...] = (
         "mails from one sender within an hour beyond which more are quarantined",
         int,
     ),
+    Setting(
+        "MAIL_AUTORESPONSE_PERIOD_HOURS",
+        24,
+        "at most one autoresponse per sender within this many hours",
+        int,
+    ),
     Setting("PROXY_COUNT", 0, "reverse proxies in front (trust X-Forwarded-* from that many)", int),
     Setting(
         "VAULT_ORPHAN_GRACE_HOURS",

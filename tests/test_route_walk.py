@@ -176,6 +176,8 @@ def world(app: Flask, make_user: Any) -> World:
             "view": "dispatcher",
             "name": "x",
             "filename": "app.js",
+            "kind": "autoresponse",
+            "language": "de",
         }
     return World(values, people)
 

@@ -29,10 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from flask_babel import force_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_babel.speaklater import LazyString
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -43,7 +40,9 @@ from app.actor import Actor
 from app.errors import Conflict, DomainError, InvalidInput
 from app.extensions import db
 from app.jobs import is_last_try
+from app.mail import system_mail
 from app.mail.sending import MailNotSent, send_mail
+from app.mail.system_mail import Kind
 from app.models.people import Contact, Role, User, new_session_token
 from app.models.tickets import EntryKind, Ticket
 from app.tickets.stream import add_entry
@@ -62,10 +61,6 @@ class SetPasswordKind(enum.StrEnum):
     RESET = "reset"
     INVITE = "invite"
 
-
-SIGN_IN_SUBJECT = _l("Your sign-in link")
-RESET_SUBJECT = _l("Reset your password")
-INVITE_SUBJECT = _l("Your support portal account")
 
 MAX_AGE = {SetPasswordKind.RESET: RESET_MAX_AGE, SetPasswordKind.INVITE: INVITE_MAX_AGE}
 
@@ -136,21 +131,25 @@ def _requester(user: User | None, email: str, client_address: str | None) -> Act
     return Actor.customer(email=email.strip().lower()[:254], client_address=client_address)
 
 
-def _mail(user: User, template: str, subject: LazyString, **context: Any) -> None:
-    """Render ``emails/<template>.txt`` and the subject in the user's language and send it."""
-    with force_locale(user.language or "en"):
-        # Straight from the Jinja environment: mails are also rendered outside requests
-        # (CLI, jobs), where the page context processors have no signed-in user to ask.
-        text = current_app.jinja_env.get_template(f"emails/{template}.txt").render(
-            user=user, **context
-        )
-        send_mail(user.email, str(subject), text)
+def _mail(user: User, kind: Kind, **values: Any) -> None:
+    """Render the system mail ``kind`` in the user's language and send it.
+
+    From the default identity's templates (``app.mail.system_mail``: admins edit them).
+    Sent straight, not through the outbox: the mail carries a live sign-in or password
+    link, which must not rest in a table that admins can read.
+    """
+    identity = system_mail.default_identity()
+    values.setdefault("identity_name", identity.name if identity is not None else "Vaultdesk")
+    values.setdefault("customer_name", user.name)
+    values.setdefault("email", user.email)
+    rendered = system_mail.render(kind, identity, user.language, values)
+    send_mail(user.email, rendered.subject, rendered.text, html=rendered.html)
 
 
-def _send_or_report(user: User, template: str, subject: LazyString, **context: Any) -> str:
+def _send_or_report(user: User, kind: Kind, **values: Any) -> str:
     """Send; a failure is raised for RQ to retry, and on the last try only reported."""
     try:
-        _mail(user, template, subject, **context)
+        _mail(user, kind, **values)
     except MailNotSent as exc:
         if not is_last_try():
             raise
@@ -189,9 +188,7 @@ def deliver_sign_in_link(email: str, client_address: str | None) -> str:
     outcome = reason
     if user is not None:
         url = public_url("portal.sign_in_with_link", token=sign_in_token(user))
-        outcome = _send_or_report(
-            user, "portal_sign_in", SIGN_IN_SUBJECT, url=url, minutes=SIGN_IN_MAX_AGE // 60
-        )
+        outcome = _send_or_report(user, Kind.SIGN_IN_LINK, url=url, minutes=SIGN_IN_MAX_AGE // 60)
     audit.record(
         _requester(user, email, client_address),
         "portal.sign_in_link_requested",
@@ -257,9 +254,7 @@ def deliver_password_reset(email: str, client_address: str | None) -> str:
         url = public_url(
             "portal.reset_with_link", token=set_password_token(user, SetPasswordKind.RESET)
         )
-        outcome = _send_or_report(
-            user, "portal_reset", RESET_SUBJECT, url=url, minutes=RESET_MAX_AGE // 60
-        )
+        outcome = _send_or_report(user, Kind.PASSWORD_RESET, url=url, minutes=RESET_MAX_AGE // 60)
     audit.record(
         _requester(user, email, client_address),
         "portal.password_reset_requested",
@@ -371,11 +366,10 @@ def deliver_invitation(user_id: int, inviter: str | None, ticket_id: int | None)
     )
     outcome = _send_or_report(
         user,
-        "portal_invite",
-        INVITE_SUBJECT,
+        Kind.PORTAL_INVITE,
         url=url,
         days=INVITE_MAX_AGE // 86400,
-        inviter=inviter,
+        inviter=inviter or "",
     )
     if outcome != "sent":
         audit.record(Actor.system(), "portal.invite_failed", "user", user.id)

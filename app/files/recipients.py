@@ -33,8 +33,6 @@ import logging
 import secrets
 
 from flask import current_app
-from flask_babel import force_locale
-from flask_babel import lazy_gettext as _l
 from limits import parse_many
 
 from app.accounts.signin import find_user
@@ -49,6 +47,7 @@ from app.files.vault_links import (
     record,
 )
 from app.jobs import is_last_try
+from app.mail import system_mail
 from app.mail.sending import MailNotSent, send_mail
 from app.models.files import DownloadOutcome, VaultLink, VaultLinkState
 from app.models.types import utcnow
@@ -60,7 +59,6 @@ CODE_SECONDS = 10 * 60
 CODE_TRIES = 5
 CODES_PER_LINK = "5 per hour"  # mails one link may cause, whoever asks
 CODES_PER_CLIENT = "3 per hour"  # mails one client network may cause per link
-CODE_SUBJECT = _l("Your download code")
 
 
 def _key(link_id: str, browser: str) -> str:
@@ -152,16 +150,25 @@ def deliver_code(link_id: str, browser: str, client: Client) -> str:
 
 
 def _mail(link: VaultLink, code: str) -> None:
-    """Render ``emails/link_code.txt`` in the recipient's language, if we know it."""
+    """The ``link_code`` system mail, in the recipient's language if we know it.
+
+    Sent straight, not through the outbox: the code must exist only in this mail.
+    """
     address = link.recipient_email or ""
     user = find_user(address)
-    with force_locale(user.language if user is not None and user.language else "en"):
-        text = current_app.jinja_env.get_template("emails/link_code.txt").render(
-            code=code,
-            file_name=link.file.display_name,
-            minutes=CODE_SECONDS // 60,
-        )
-        send_mail(address, str(CODE_SUBJECT), text)
+    identity = system_mail.default_identity()
+    rendered = system_mail.render(
+        system_mail.Kind.LINK_CODE,
+        identity,
+        user.language if user is not None and user.language else "en",
+        {
+            "code": code,
+            "file_name": link.file.display_name,
+            "minutes": CODE_SECONDS // 60,
+            "identity_name": identity.name if identity is not None else "Vaultdesk",
+        },
+    )
+    send_mail(address, rendered.subject, rendered.text, html=rendered.html)
 
 
 def confirm_code(link: VaultLink, visitor: Visitor, code: str) -> str:

@@ -5,6 +5,7 @@ coming in from IMAP mailboxes and the drop folder."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from app.mail.imap import POLL_JOB_SECONDS
 from app.mail.imap import poll_mailbox as poll_domain
 from app.mail.mailboxes import due_mailboxes
 from app.models.inbound import Mailbox
+from app.models.tickets import Ticket
 from app.models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -67,19 +69,50 @@ def send_link_code(
     return outcome
 
 
+AUTORESPONSE_LOCK = "vaultdesk:lock:autoresponse:{address}"
+
+
 @job("mail", retry=LINK_RETRY, timeout=60)
 def send_autoresponse(ticket_id: int) -> str:
-    """The acknowledgement for a ticket opened by mail; today: noted as not configured.
+    """The acknowledgement for a new ticket (mail or portal): queued in the outbox, or
+    the reason not, noted on the ticket (``app.mail.autoresponse``).
 
-    Enqueued by mail-in for new tickets from people (never for robots). Autoresponse
-    templates and sending come with the mail-out issue; until then the job records on the
-    ticket, once, for agents, that no acknowledgement went out.
+    A Redis lock per sender address is held across the decision and the commit, so two
+    new tickets of one sender handled at once give one autoresponse within the period.
     """
-    from app.mail.autoresponse import note_not_configured
+    from app.mail import autoresponse
 
-    outcome = note_not_configured(ticket_id)
-    db.session.commit()
-    return outcome
+    ticket = db.session.get(Ticket, ticket_id)
+    address = autoresponse.sender_address(ticket) if ticket is not None else None
+    return _locked(address, lambda: autoresponse.respond(ticket_id))
+
+
+@job("mail", retry=LINK_RETRY, timeout=60)
+def send_reopen_notice(ticket_id: int, entry_id: int) -> str:
+    """Tell a customer their message reopened a solved or closed ticket (the autoresponse's
+    rules: ``app.mail.autoresponse.reopen_notice``), under the same per-sender lock."""
+    from app.mail import autoresponse
+    from app.models.tickets import StreamEntry
+
+    ticket = db.session.get(Ticket, ticket_id)
+    entry = db.session.get(StreamEntry, entry_id)
+    address = autoresponse.sender_address(ticket, entry) if ticket and entry else None
+    return _locked(address, lambda: autoresponse.reopen_notice(ticket_id, entry_id))
+
+
+def _locked(address: str | None, decide: Callable[[], str]) -> str:
+    """Decide and commit holding the sender's lock (none to take without an address)."""
+    if address is None:
+        outcome = decide()
+        db.session.commit()
+        return str(outcome)
+    lock = redis_client.connection.lock(
+        AUTORESPONSE_LOCK.format(address=address), timeout=60, blocking_timeout=30
+    )
+    with lock:  # LockError after 30 s: RQ retries the job
+        outcome = decide()
+        db.session.commit()
+    return str(outcome)
 
 
 # -- mail in: polling IMAP mailboxes and sweeping the drop folder ---------------------------

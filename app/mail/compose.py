@@ -144,7 +144,9 @@ def _paragraphs(text: str) -> str:
 def render_html(message: OutboxMessage, links: list[FileLink]) -> str:
     """The HTML part, made from the same text: nothing typed is ever taken as markup."""
     language = escape((message.language or "en")[:8])
-    body = [_paragraphs(message.body_text)]
+    # System mail brings its own HTML part, rendered by its template with autoescaping
+    # in the sandbox (``app.mail.system_mail``); everything else is made from the text.
+    body = [message.body_html if message.body_html else _paragraphs(message.body_text)]
     if links:
         items = "".join(
             f'<li><a href="{escape(link.url)}">{escape(link.name)}</a></li>' for link in links

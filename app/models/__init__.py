@@ -25,6 +25,7 @@ from app.models.mail import (
     RecipientStatus,
     ReplyTemplate,
     SenderIdentity,
+    SystemTemplate,
 )
 from app.models.people import (
     STAFF_ROLES,
@@ -84,6 +85,7 @@ __all__ = [
     "RecipientStatus",
     "OutboxStatus",
     "ReplyTemplate",
+    "SystemTemplate",
     "SenderIdentity",
     "Priority",
     "RecipientKind",

@@ -57,6 +57,34 @@ class ReplyTemplate(db.Model):
     identity: Mapped[SenderIdentity] = relationship(back_populates="templates")
 
 
+class SystemTemplate(db.Model):
+    """An admin's version of one system mail (``app.mail.system_mail.Kind``) for one
+    identity and language; without a row the shipped default is used.
+
+    Jinja source, rendered in a sandbox (``app.mail.system_mail``): a subject, the text
+    part and, optionally, the HTML part (autoescaped; empty: made from the text).
+    """
+
+    __tablename__ = "system_template"
+    __table_args__ = (
+        UniqueConstraint("identity_id", "kind", "language", name="uq_system_template_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("sender_identity.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30))
+    language: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+
+    identity: Mapped[SenderIdentity] = relationship()
+
+
 class OutboxStatus(enum.StrEnum):
     QUEUED = "queued"  # waiting for a worker (``next_attempt_at`` says from when)
     SENDING = "sending"  # claimed by a worker until ``claimed_until`` (the lease)
@@ -124,6 +152,12 @@ class OutboxMessage(db.Model):
     auto_submitted: Mapped[str | None] = mapped_column(String(20))
     # The language of the fixed words in the mail (the identity's when it was written).
     language: Mapped[str] = mapped_column(String(8), default="en")
+    # System mail (``app.mail.system_mail``): which template made it ("autoresponse", ...),
+    # so limits such as one autoresponse per sender and period can be counted here, and
+    # the HTML part its template rendered (autoescaped, sandboxed); None for a person's
+    # reply, whose HTML part ``compose`` makes from the text.
+    system_kind: Mapped[str | None] = mapped_column(String(30))
+    body_html: Mapped[str | None] = mapped_column(Text)
 
     ticket: Mapped[Ticket | None] = relationship()
     entry: Mapped[StreamEntry | None] = relationship()

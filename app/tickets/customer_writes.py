@@ -26,6 +26,7 @@ from flask_babel import gettext as _
 
 from app.actor import Actor
 from app.errors import InvalidInput
+from app.extensions import db
 from app.models.files import VaultFile
 from app.models.people import Contact
 from app.models.tickets import Channel, EntryKind, LinkKind, Priority, Status, StreamEntry, Ticket
@@ -75,6 +76,16 @@ def attach(files: Sequence[VaultFile], ticket: Ticket, entry: StreamEntry) -> No
         file.entry = entry
 
 
+def _queue_reopen_notice(ticket: Ticket, entry: StreamEntry) -> None:
+    """After the commit: tell the customer their message reopened the ticket
+    (``app.mail.autoresponse.reopen_notice`` decides whether, and to whom)."""
+    from app.jobs import enqueue_after_commit
+    from app.jobs.mail import send_reopen_notice
+
+    db.session.flush()
+    enqueue_after_commit(send_reopen_notice, (ticket.id, entry.id))
+
+
 def customer_writes(
     ticket: Ticket,
     actor: Actor,
@@ -97,10 +108,13 @@ def customer_writes(
         raise InvalidInput(_("Please write a message."))
     kind = ENTRY_KIND[Channel(channel)]
     if reply_reopens(ticket, now):
+        was_done = closed_since(ticket) is not None
         entry = add_customer_message(ticket, actor, body_text, kind=kind, body_html=body_html)
         if data:
             entry.data = {**(entry.data or {}), **data}
         attach(files, ticket, entry)
+        if was_done and closed_since(ticket) is None:
+            _queue_reopen_notice(ticket, entry)
         return CustomerWrite(ticket, entry, new_ticket=False)
     writer = contact or ticket.contact
     follow_up = create_ticket(

@@ -275,6 +275,11 @@ def open_ticket(
         priority=priority or Priority.NORMAL,
     )
     attach(files, ticket, ticket.entries[0])
+    # The same acknowledgement as a ticket opened by mail (``app.mail.autoresponse``).
+    from app.jobs import enqueue_after_commit
+    from app.jobs.mail import send_autoresponse
+
+    enqueue_after_commit(send_autoresponse, (ticket.id,))
     return ticket
 
 
