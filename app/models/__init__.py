@@ -26,6 +26,7 @@ from app.models.mail import (
     ReplyTemplate,
     SenderIdentity,
 )
+from app.models.notifications import Notification, NotificationKind, NotificationPreference
 from app.models.people import (
     STAFF_ROLES,
     Account,
@@ -66,6 +67,9 @@ __all__ = [
     "MailSecurity",
     "MailSource",
     "Mailbox",
+    "Notification",
+    "NotificationKind",
+    "NotificationPreference",
     "STAFF_ROLES",
     "Account",
     "AuditLog",
