@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.actor import Actor
 from app.extensions import db
@@ -425,3 +425,45 @@ def test_the_preferences_page_saves_per_kind_choices(
         assert kinds_of(bob) == ["assigned"]  # new tickets: turned off
         cat = db.session.get(User, http_desk["cat"].id)
         assert kinds_of(cat) == ["new_ticket"]  # Cat kept the defaults
+
+
+# --- robots ----------------------------------------------------------------------------
+
+
+def test_robot_mail_never_notifies_anyone(desk: dict) -> None:
+    """An out-of-office on Bob's ticket, a bounce, and robot mail naming no ticket: nobody is
+    told. The same contact writing in person is (the control)."""
+    from app.mail.ingest import file_message
+    from app.models.inbound import MailSource
+
+    ticket = factories.ticket("Printer jam", assignee=desk["bob"])
+    sender = ticket.contact.email
+    db.session.commit()
+    db.session.execute(Notification.__table__.delete())
+    db.session.commit()
+
+    def mail(n: int, subject: str, extra: str = "", frm: str = sender) -> bytes:
+        return (
+            f"From: {frm}\r\nTo: contact@desk.test\r\nMessage-ID: <r{n}@acme.test>\r\n"
+            f"Subject: {subject}\r\n{extra}\r\nThe body.\r\n"
+        ).encode()
+
+    subject = f"Re: [#{ticket.number}] Printer jam"
+    results = [
+        file_message(mail(1, subject, "Auto-Submitted: auto-replied\r\n"), source=MailSource.PIPE),
+        file_message(mail(2, "Out of office", "Auto-Submitted: auto-replied\r\n"),
+                     source=MailSource.PIPE),
+        file_message(mail(3, "Weekly digest", "List-Id: <news.acme.test>\r\nPrecedence: list\r\n"),
+                     source=MailSource.PIPE),
+        file_message(mail(4, f"Undelivered Mail Returned to Sender [#{ticket.number}]",
+                          frm="MAILER-DAEMON@acme.test"), source=MailSource.PIPE),
+    ]  # fmt: skip
+    db.session.commit()
+    assert db.session.scalar(select(func.count(Notification.id))) == 0
+    assert mails_to(desk["bob"]) == []
+    assert all(r.outcome in ("appended", "ignored") for r in results), results
+
+    person = file_message(mail(5, subject), source=MailSource.PIPE)
+    db.session.commit()
+    assert person.outcome == "appended"
+    assert kinds_of(desk["bob"]) == ["customer_wrote"]

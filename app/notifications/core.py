@@ -87,9 +87,9 @@ def notify(
     """Tell whoever ``kind`` concerns on ``ticket`` (or ``users``), never ``actor``.
 
     ``text`` is the words of the event (a customer's message, a note), kept as a short
-    excerpt; ``params`` are the kind's values (``note``, ``title``, ``due_at``, ``error``,
-    ``manager``: whom to tell instead of the ticket's manager. Returns the people told
-    (in either way), for the caller's tests.
+    excerpt; ``manager`` whom to tell instead of the ticket's manager; ``params`` are the
+    kind's values (``note``, ``title``, ``due_at``, ``error``), kept as JSON on the row.
+    Returns the people told (in the app, by mail or both).
     """
     people = list(users) if users is not None else concerned(kind, ticket, text or "", manager)
     if text is not None:

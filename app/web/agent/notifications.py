@@ -9,9 +9,9 @@ So a page refreshes its bell as often as it refreshes itself, and a 304 still me
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -30,11 +30,20 @@ from app.web.agent import bp
 PER_PAGE = 50
 
 
+def current_bell() -> inbox.Bell:
+    """The signed-in agent's bell, counted once per request: a poll's ETag, its answer
+    and the page's top bar agree and cost one query together. (Views that mark read
+    count after their commit, before anything asked.)"""
+    if "bell" not in g:
+        g.bell = inbox.bell(current_user)
+    return cast(inbox.Bell, g.bell)
+
+
 def bell_state() -> inbox.Bell | None:
     """The signed-in agent's bell, for the top bar (None for anyone else)."""
     if not current_user.is_authenticated or not current_user.has_role(Role.AGENT, Role.SUPERVISOR):
         return None
-    return inbox.bell(current_user)
+    return current_bell()
 
 
 @bp.app_context_processor
@@ -46,13 +55,13 @@ def _bell_context() -> dict[str, Any]:
 
 def tagged(etag: str) -> str:
     """A poll's ETag with the bell's state in it: a new or read notification changes it."""
-    return f"{etag}.{inbox.bell(current_user).tag}"
+    return f"{etag}.{current_bell().tag}"
 
 
 def with_bell(response: Response) -> Response:
     """Append the bell as an out-of-band swap to a poll's fragment (htmx, 200 only)."""
     if wants_fragment() and response.status_code == 200:
-        html = render_template("agent/_bell.html", bell=inbox.bell(current_user), oob=True)
+        html = render_template("agent/_bell.html", bell=current_bell(), oob=True)
         response.set_data(response.get_data() + html.encode())
     return response
 
