@@ -467,3 +467,31 @@ def test_robot_mail_never_notifies_anyone(desk: dict) -> None:
     db.session.commit()
     assert person.outcome == "appended"
     assert kinds_of(desk["bob"]) == ["customer_wrote"]
+
+
+def test_the_periodic_job_tells_due_tasks_through_a_real_worker(app: Flask) -> None:
+    """``notify_due_tasks`` is in the cron list and works on an RQ worker."""
+    from app.jobs import enqueue
+    from app.jobs.notify import notify_due_tasks
+    from app.jobs.schedule import PERIODIC
+
+    assert notify_due_tasks in [p.func for p in PERIODIC]
+    with app.app_context():
+        ada, bob = staff("Ada", Role.AGENT), staff("Bob", Role.AGENT)
+        ticket = factories.ticket("Due soon")
+        task_rules.create_task(
+            ticket, Actor.staff(ada), title="Send the quote", assignee=bob,
+            due_at=utcnow() - timedelta(seconds=5),
+        )  # fmt: skip
+        db.session.commit()
+        db.session.execute(Notification.__table__.delete())
+        db.session.commit()
+        bob_id = bob.id
+        enqueue(notify_due_tasks)
+        enqueue(notify_due_tasks)  # a second scheduler's copy: still told once
+    run_jobs(app)
+    with app.app_context():
+        rows = db.session.scalars(select(Notification)).all()
+        assert [(r.user_id, r.kind, r.params["title"]) for r in rows] == [
+            (bob_id, "task_due", "Send the quote")
+        ]
