@@ -495,3 +495,28 @@ def test_the_periodic_job_tells_due_tasks_through_a_real_worker(app: Flask) -> N
         assert [(r.user_id, r.kind, r.params["title"]) for r in rows] == [
             (bob_id, "task_due", "Send the quote")
         ]
+
+
+def test_a_bounce_of_a_reply_tells_its_author_once(desk: dict) -> None:
+    """A DSN about a sent reply (mail-in calls ``mark_bounced``) tells the agent who wrote
+    it; the same DSN twice tells once; a bounce of a notification mail tells nobody."""
+    from app.mail.bounces import mark_bounced
+    from app.models import SenderIdentity
+
+    ticket = factories.ticket("Wrong address", assignee=desk["ada"])
+    identity = db.session.scalar(select(SenderIdentity))
+    db.session.commit()
+    db.session.execute(Notification.__table__.delete())
+    answer(ticket, Actor.staff(desk["ada"]), "Here you go.", internal=False, identity=identity)
+    db.session.commit()
+    reply = db.session.scalar(select(OutboxMessage).where(OutboxMessage.entry_id.is_not(None)))
+    for _ in range(2):
+        mark_bounced(reply.message_id, ticket.contact.email, "550 5.1.1 user unknown")
+        db.session.commit()
+    (row,) = db.session.scalars(select(Notification)).all()
+    assert row.user_id == desk["ada"].id and row.kind == "reply_failed"
+    assert "user unknown" in row.params["error"]
+    (told,) = mails_to(desk["ada"])
+    mark_bounced(told.message_id, desk["ada"].email, "552 mailbox full")
+    db.session.commit()
+    assert db.session.scalar(select(func.count(Notification.id))) == 1

@@ -246,7 +246,7 @@ def _finish(claim_: Claim, values: dict[str, object]) -> bool:
     )
     finished = bool(result.rowcount)  # type: ignore[attr-defined]
     if finished and values.get("status") == OutboxStatus.FAILED.value:
-        notifications.reply_failed(claim_.message_id)  # its author hears of it (issue 10.8)
+        notifications.reply_failed(claim_.message_id, str(values.get("last_error") or ""))
     return finished
 
 

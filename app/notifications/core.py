@@ -185,13 +185,14 @@ def _mail(
     return message
 
 
-def reply_failed(outbox_id: int) -> list[User]:
-    """The relay gave up on an outbox row: tell the agent who wrote the reply.
+def reply_failed(outbox_id: int, error: str | None) -> list[User]:
+    """The relay gave up on an outbox row, or a bounce came back: tell the reply's author.
 
     Only a person's reply counts (a ``mail_out`` entry, not automatic mail): a failed
-    notification mail must not breed another notification.
+    notification mail must not breed another notification. ``error`` is passed in because
+    the relay finishes rows with an UPDATE the loaded object does not see.
     """
-    message = db.session.get(OutboxMessage, outbox_id, populate_existing=True)
+    message = db.session.get(OutboxMessage, outbox_id)
     if message is None or message.auto_submitted or message.ticket is None:
         return []
     entry = message.entry
@@ -202,6 +203,6 @@ def reply_failed(outbox_id: int) -> list[User]:
         message.ticket,
         Actor.system(),
         users=_user(entry.author_id),
-        error=(message.last_error or "")[:300],
+        error=(error or "")[:300],
         outbox_id=message.id,
     )
