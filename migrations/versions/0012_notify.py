@@ -1,7 +1,7 @@
 """notify: agent notifications, their per-kind preferences, and when a task's due was told
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02 12:45:00
 
 ``notification`` holds one event for one member of staff (the bell counts rows without
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
