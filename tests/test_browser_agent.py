@@ -89,8 +89,12 @@ def test_agent_answers_pends_assigns_and_sees_the_customer_live(
         ticket = db.session.get(Ticket, ticket_id)
         assert ticket.assignee.email == colleague.email
         assert ticket.pending_until is None  # the customer's answer reopened it
-        mails = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        every = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        mails = [m for m in every if m.auto_submitted is None]
         assert len(mails) == 2
+        # The assignment told the colleague by mail (notifications), no one else.
+        told = [m.recipients["to"] for m in every if m.auto_submitted == "auto-generated"]
+        assert told == [[colleague.email.lower()]]
         assert "driver-notes.txt: http" in preview_copies(mails[0])[0].text
     page.close()
 

@@ -317,7 +317,11 @@ def test_a_failed_try_waits_longer_each_time_then_fails_and_shows_on_the_ticket(
     assert "Queued for sending" in again.get_data(as_text=True)
     assert "<html" not in again.get_data(as_text=True).lower()  # the entry, not a page
     run_jobs(app)
-    assert len(smtp_sink.wait_for(4)) == 4
+    received = smtp_sink.wait_for(5)
+    assert len([m for m in received if m.message["Auto-Submitted"] is None]) == 4
+    # The failure also told its author, by an automatic mail of its own (notifications).
+    (told,) = [m for m in received if m.message["Auto-Submitted"] == "auto-generated"]
+    assert told.rcpt_tos == (world["agent_email"],)
     assert row(app, outbox_id)["status"] == "sent"
 
 

@@ -34,11 +34,11 @@ from app.files.store import store_upload
 from app.mail.identities import add_template, save_identity
 from app.mail.ingest import file_message
 from app.mail.mailboxes import MailboxForm, save_mailbox
-from app.models import OutboxMessage, Role
+from app.models import Notification, OutboxMessage, Role
 from app.models.inbound import MailSource
 from app.models.people import Contact, User
 from app.models.tickets import LinkKind
-from app.tickets import link_tickets
+from app.tickets import assign, link_tickets
 from app.tickets import recipients as recipient_rules
 from app.tickets import tasks as task_rules
 from app.tickets.replies import answer
@@ -135,6 +135,13 @@ def world(app: Flask, make_user: Any) -> World:
         db.session.flush()
         outbox = db.session.scalar(select(OutboxMessage).where(OutboxMessage.entry == replied))
         outbox.status = "failed"  # so "send again" has something to do
+        # A supervisor hands the ticket to the agent: the agent has a notification.
+        supervisor = db.session.get(User, people[Role.SUPERVISOR].id)
+        assign(ticket, Actor.staff(supervisor), assignee=agent, note="Over to you")
+        db.session.flush()
+        notification = db.session.scalar(
+            select(Notification).where(Notification.user_id == agent.id)
+        )
         db.session.commit()
         # A stranger quoting the ticket's number: held for review (the held-mail screens).
         held = file_message(
@@ -173,6 +180,7 @@ def world(app: Flask, make_user: Any) -> World:
             "identity_id": str(identity.id),
             "mailbox_id": str(mailbox.id),
             "outbox_id": str(outbox.id),
+            "notification_id": str(notification.id),
             "view": "dispatcher",
             "name": "x",
             "filename": "app.js",

@@ -19,6 +19,7 @@ from rq.cron import CronScheduler
 
 from app.jobs import enqueue, spec_of
 from app.jobs.mail import enqueue_due_polls, sweep_mail_drop, sweep_outbox
+from app.jobs.notify import notify_due_tasks
 from app.jobs.vault import sweep_orphan_blobs
 
 
@@ -37,6 +38,8 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic(sweep_mail_drop, cron="* * * * *"),
     # Replies left queued (Redis down at commit, a worker gone past its lease).
     Periodic(sweep_outbox, interval=60),
+    # Tasks that reached their due time: each assignee is told once (``notifications.due``).
+    Periodic(notify_due_tasks, cron="* * * * *"),
 )
 
 

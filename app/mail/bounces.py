@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app import audit
+from app import audit, notifications
 from app.actor import Actor
 from app.extensions import db
 from app.models.mail import OutboxMessage, OutboxStatus, RecipientStatus
@@ -66,6 +66,7 @@ def mark_bounced(message_id: str, recipient: str, reason: str) -> OutboxMessage 
         )
         ticket.in_inbox = True
         ticket.last_customer_activity_at = now
+    notifications.reply_failed(message.id, message.last_error)  # its author hears of it
     audit.record(
         Actor.system(),
         "mail.bounced",

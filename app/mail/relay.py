@@ -42,7 +42,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
-from app import audit
+from app import audit, notifications
 from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
@@ -244,7 +244,10 @@ def _finish(claim_: Claim, values: dict[str, object]) -> bool:
         .values(claim_token=None, claimed_until=None, **values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    finished = bool(result.rowcount)  # type: ignore[attr-defined]
+    if finished and values.get("status") == OutboxStatus.FAILED.value:
+        notifications.reply_failed(claim_.message_id, str(values.get("last_error") or ""))
+    return finished
 
 
 def _bump_ticket(ticket_id: int | None) -> None:

@@ -27,6 +27,7 @@ from app.models.mail import (
     SenderIdentity,
     SystemTemplate,
 )
+from app.models.notifications import Notification, NotificationKind, NotificationPreference
 from app.models.people import (
     STAFF_ROLES,
     Account,
@@ -67,6 +68,9 @@ __all__ = [
     "MailSecurity",
     "MailSource",
     "Mailbox",
+    "Notification",
+    "NotificationKind",
+    "NotificationPreference",
     "STAFF_ROLES",
     "Account",
     "AuditLog",

@@ -6,6 +6,7 @@ from app import audit
 from app.actor import Actor, ActorKind
 from app.models.people import Team, User
 from app.models.tickets import EntryKind, Status, StreamEntry, Ticket
+from app.notifications import NotificationKind, notify
 from app.tickets import recipients
 from app.tickets.changes import change_status
 from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
@@ -63,6 +64,7 @@ def assign(
         assignee_id=assignee.id if assignee else None,
         team_id=new_team.id if new_team else None,
     )
+    notify(NotificationKind.ASSIGNED, ticket, actor, note=note)
     if assignee is not None and Status(ticket.status) == Status.NEW:
         # Taking a ticket is the first touch; "New" means nobody has.
         change_status(ticket, Status.OPEN, Actor.system(), reason="It has a manager now.")

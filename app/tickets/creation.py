@@ -23,6 +23,7 @@ from app.models.tickets import (
     TicketType,
 )
 from app.models.types import utcnow
+from app.notifications import NotificationKind, notify
 from app.tickets import recipients, search
 from app.tickets.errors import InvalidTicketChange
 from app.tickets.numbering import next_number
@@ -150,4 +151,5 @@ def create_ticket(
         channel=channel.value,
         priority=ticket.priority,
     )
+    notify(NotificationKind.NEW_TICKET, ticket, actor, text=subject)
     return ticket

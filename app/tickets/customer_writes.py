@@ -31,6 +31,7 @@ from app.models.files import VaultFile
 from app.models.people import Contact
 from app.models.tickets import Channel, EntryKind, LinkKind, Priority, Status, StreamEntry, Ticket
 from app.models.types import utcnow
+from app.notifications import NotificationKind, notify
 from app.tickets.changes import add_customer_message, link_tickets
 from app.tickets.creation import create_ticket
 
@@ -115,6 +116,7 @@ def customer_writes(
         attach(files, ticket, entry)
         if was_done and closed_since(ticket) is None:
             _queue_reopen_notice(ticket, entry)
+        notify(NotificationKind.CUSTOMER_WROTE, ticket, actor, text=body_text)
         return CustomerWrite(ticket, entry, new_ticket=False)
     writer = contact or ticket.contact
     follow_up = create_ticket(
@@ -135,4 +137,7 @@ def customer_writes(
         entry.data = {**(entry.data or {}), **data}
     link_tickets(follow_up, ticket, actor, LinkKind.RELATED)
     attach(files, follow_up, entry)
+    notify(
+        NotificationKind.CUSTOMER_WROTE, follow_up, actor, manager=ticket.assignee, text=body_text
+    )
     return CustomerWrite(follow_up, entry, new_ticket=True)

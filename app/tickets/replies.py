@@ -17,6 +17,7 @@ from app.models.files import VaultFile
 from app.models.mail import SenderIdentity
 from app.models.tickets import EntryKind, Status, StreamEntry, Ticket
 from app.models.types import utcnow
+from app.notifications import NotificationKind, notify
 from app.tickets.changes import add_note, change_status
 from app.tickets.errors import TransitionNotAllowed
 from app.tickets.stream import add_entry
@@ -46,6 +47,7 @@ def answer(
         raise InvalidInput("The follow-up date must be in the future.")
     if internal:
         entry = add_note(ticket, actor, body)
+        notify(NotificationKind.MENTIONED, ticket, actor, text=body)
     else:
         if identity is None or not identity.active:
             raise InvalidInput("Choose the address to answer from.")

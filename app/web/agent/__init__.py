@@ -8,4 +8,11 @@ from app.web.guards import guard_blueprint
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 guard_blueprint(bp, Role.AGENT, Role.SUPERVISOR)
 
-from app.web.agent import contacts, lists, mail_review, routes, ticket_side  # noqa: E402,F401
+from app.web.agent import (  # noqa: E402,F401
+    contacts,
+    lists,
+    mail_review,
+    notifications,
+    routes,
+    ticket_side,
+)

@@ -28,6 +28,7 @@ from app.tickets.listing import (
     Owner,
 )
 from app.web.agent import bp
+from app.web.agent.notifications import tagged, with_bell
 from app.web.guards import safe_next
 
 
@@ -36,7 +37,7 @@ def list_view(view: str) -> Response:
     """A list of tickets; htmx filter, sort and page requests get only the table."""
     query = ListQuery.from_args(view, request.args)
     # The table polls every 20 s; while no ticket changed the answer is a bare 304.
-    etag = listing.list_etag(current_user, query, request.query_string.decode())
+    etag = tagged(listing.list_etag(current_user, query, request.query_string.decode()))
     if etag in request.if_none_match:
         response = Response(status=304)
         response.set_etag(etag)
@@ -51,6 +52,7 @@ def list_view(view: str) -> Response:
         page=result.page,
         pages=result.pages,
     )
+    with_bell(response)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
     return response
@@ -60,11 +62,11 @@ def list_view(view: str) -> Response:
 def list_nav() -> Response:
     """The counting navigation, polled by htmx; 304 while no ticket changed."""
     query = ListQuery.from_args(request.args.get("view", "inbox"), request.args)
-    etag = listing.counts_etag(current_user, query.owner, query.owner_ids, query.view)
+    etag = tagged(listing.counts_etag(current_user, query.owner, query.owner_ids, query.view))
     if etag in request.if_none_match:
         response = Response(status=304)
     else:
-        response = render("agent/_nav.html", q=query, with_counts=True)
+        response = with_bell(render("agent/_nav.html", q=query, with_counts=True))
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
     response.vary.add("HX-Request")

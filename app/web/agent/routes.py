@@ -44,6 +44,7 @@ from app.tickets.replies import answer
 from app.web import content_security_policy
 from app.web.agent import bp
 from app.web.agent.forms import LinkForm
+from app.web.agent.notifications import tagged, with_bell
 from app.web.mail_view import MailView
 
 M = TypeVar("M")
@@ -323,11 +324,12 @@ def live(number: str) -> Response:
     The composer is outside the swapped region, so what the agent is typing survives.
     """
     t = ticket_by_number(number)
-    etag = f"t{t.id}v{t.version}"
+    etag = tagged(f"t{t.id}v{t.version}")
     if etag in request.if_none_match:
         response = Response(status=304)
     else:
         response = render("agent/ticket.html", "live", **_page_context(ticket_page(number)))
+        with_bell(response)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"
     response.vary.add("HX-Request")

@@ -1,0 +1,63 @@
+"""The words of a notification, in whichever language is active when they are asked for.
+
+Rows keep ``kind`` and ``params``, never finished sentences: the bell shows them in the
+reader's language today, a mail renders them in the agent's language (``force_locale``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import gettext as _
+
+from app.models.notifications import NotificationKind
+
+KIND_LABELS = {
+    NotificationKind.NEW_TICKET: "New ticket in my team or for dispatch",
+    NotificationKind.ASSIGNED: "A ticket was assigned to me",
+    NotificationKind.CUSTOMER_WROTE: "A customer wrote on my ticket",
+    NotificationKind.MENTIONED: "I was mentioned in a note (@name)",
+    NotificationKind.TASK_DUE: "A task of mine is due",
+    NotificationKind.REPLY_FAILED: "A reply of mine could not be sent",
+}
+
+
+def kind_label(kind: NotificationKind) -> str:
+    """The name of a kind on the preferences page."""
+    return _(KIND_LABELS[kind])
+
+
+def headline(kind: str, params: dict[str, Any], actor_name: str | None, number: str | None) -> str:
+    """One sentence: what happened, on which ticket, by whom."""
+    who = actor_name or _("Vaultdesk")
+    ticket = number or _("a ticket that is gone")
+    match NotificationKind(kind):
+        case NotificationKind.NEW_TICKET:
+            return _("New ticket %(ticket)s from %(who)s", ticket=ticket, who=who)
+        case NotificationKind.ASSIGNED:
+            return _("%(who)s assigned %(ticket)s to you", ticket=ticket, who=who)
+        case NotificationKind.CUSTOMER_WROTE:
+            return _("%(who)s wrote on %(ticket)s", ticket=ticket, who=who)
+        case NotificationKind.MENTIONED:
+            return _("%(who)s mentioned you on %(ticket)s", ticket=ticket, who=who)
+        case NotificationKind.TASK_DUE:
+            return _(
+                "Your task “%(title)s” on %(ticket)s is due",
+                ticket=ticket,
+                title=params.get("title", ""),
+            )
+        case NotificationKind.REPLY_FAILED:
+            return _("Your reply on %(ticket)s could not be sent", ticket=ticket)
+    return ticket  # pragma: no cover - the enum above is exhaustive
+
+
+def detail(kind: str, params: dict[str, Any]) -> str:
+    """The line under the headline: the handover note, the words, the error."""
+    match NotificationKind(kind):
+        case NotificationKind.ASSIGNED if params.get("note"):
+            return _("Handover note: %(note)s", note=params["note"])
+        case NotificationKind.TASK_DUE if params.get("due_at"):
+            return _("Due %(due)s UTC", due=params["due_at"])
+        case NotificationKind.REPLY_FAILED if params.get("error"):
+            return _("The mail server said: %(error)s", error=params["error"])
+    return str(params.get("excerpt") or params.get("subject") or "")
