@@ -190,6 +190,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--from-dir", type=Path, default=None)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-out", type=Path, default=None,
+                        help="with --profile: also dump the stats to this file (for pstats)")
     args = parser.parse_args()
 
     from tests.services import RedisServer
@@ -245,6 +247,8 @@ def main() -> None:
     finally:
         redis.stop()
     if profiler:
+        if args.profile_out:
+            profiler.dump_stats(str(args.profile_out))
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"plain_messages={plain_count}")

@@ -6,6 +6,9 @@ who uploaded, where the file is attached, names, the size limit, and erasure.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from flask import current_app
@@ -24,8 +27,19 @@ from vault.vault import DEFAULT_MIME_TYPE
 TEXT_MIME = "text/plain; charset=utf-8"
 
 
+#: The vault of a batch in progress in this thread (``deferred_durability``), if any.
+_BATCH_VAULT: ContextVar[Vault | None] = ContextVar("vaultdesk_batch_vault", default=None)
+
+
 def get_vault() -> Vault:
-    """The configured vault, built once per process (it holds no state others need)."""
+    """The configured vault, built once per process (it holds no state others need).
+
+    Inside ``deferred_durability`` it is that batch's vault, so every blob the batch
+    stores (through ``store_upload`` too) is flushed with the others before the commit.
+    """
+    batch = _BATCH_VAULT.get()
+    if batch is not None:
+        return batch
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     vault = app.extensions.get("vaultdesk_vault")
     if vault is None:
@@ -38,6 +52,31 @@ def get_vault() -> Vault:
         vault = Vault(storage_from_url(url), ring)
         app.extensions["vaultdesk_vault"] = vault
     return vault
+
+
+@contextmanager
+def deferred_durability() -> Iterator[Vault]:
+    """Store a batch's blobs without a flush each; make them all durable on leaving.
+
+    Mail ingestion files up to hundreds of messages per transaction, each with its
+    original and perhaps attachments: flushing every file and its directory one by one
+    was most of the vault's share of the time (``bench/mail_ingest.py``). Inside the
+    block ``get_vault()`` (in this thread; pass the yielded vault to other threads)
+    writes without flushing; leaving it normally flushes them all, so **commit after the
+    block**: rows then only ever name durable blobs, and a crash before the commit leaves
+    orphan blobs for the orphan sweep. On an exception nothing is flushed (the caller
+    rolls back). Nested use joins the outer batch.
+    """
+    outer = _BATCH_VAULT.get()
+    if outer is not None:
+        yield outer
+        return
+    with get_vault().deferred_durability() as batch:
+        token = _BATCH_VAULT.set(batch)
+        try:
+            yield batch
+        finally:
+            _BATCH_VAULT.reset(token)
 
 
 def human_size(size: int) -> str:

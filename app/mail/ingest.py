@@ -71,7 +71,7 @@ from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
 from app.files.names import display_name
-from app.files.store import get_vault, store_upload
+from app.files.store import deferred_durability, get_vault, store_upload
 from app.mail import threading
 from app.mail.content import has_remote_images, sanitise_mail_html
 from app.mail.parsing import MailUnreadable, ParsedMail, parse_message
@@ -190,7 +190,8 @@ def file_message(
     is unreachable, with nothing committed, so the sender (MTA, IMAP) tries again.
     """
     try:
-        filed = file_one(raw, Context.load(source, mailbox), source_ref)
+        with deferred_durability():  # the original and the files: flushed before the commit
+            filed = file_one(raw, Context.load(source, mailbox), source_ref)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -207,22 +208,25 @@ def file_batch(
     """File many messages in one transaction (a savepoint each), then commit once.
 
     The originals of the batch are encrypted into the vault first, by a few threads at
-    once: each blob costs several fsyncs, which overlap across threads but would add up
-    one after the other (``bench/mail_ingest.py``). A duplicate's blob is shredded again.
+    once, overlapping the database work of the messages before them. Every blob of the
+    batch (originals and attachments) is written without its own flush to the device and
+    all are flushed together before the commit (``deferred_durability``): once this
+    returns, every blob its rows name is durable; a crash before leaves only orphan blobs.
+    A duplicate's blob is shredded again.
     """
     try:
         context = Context.load(source, mailbox)
         prepared = [prepare(raw) for raw, _ in items]
-        vault = get_vault()
-        workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="mail-original") as pool:
-            futures = [pool.submit(put_original, vault, p) for p in prepared]
-            # Filing waits for each original only when it comes to it: the database work
-            # of one message overlaps the vault writes of the next ones.
-            results = [
-                file_one(raw, context, ref, prepared=p, stored=f.result())
-                for (raw, ref), p, f in zip(items, prepared, futures, strict=True)
-            ]
+        with deferred_durability() as vault:
+            workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="mail-original") as pool:
+                futures = [pool.submit(put_original, vault, p) for p in prepared]
+                # Filing waits for each original only when it comes to it: the database
+                # work of one message overlaps the vault writes of the next ones.
+                results = [
+                    file_one(raw, context, ref, prepared=p, stored=f.result())
+                    for (raw, ref), p, f in zip(items, prepared, futures, strict=True)
+                ]
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -257,7 +261,7 @@ def prepare(raw: bytes) -> Prepared:
 
 def put_original(vault: Vault, prepared: Prepared) -> StoredFile:
     """Encrypt the original into the vault (no size limit: the mail has arrived)."""
-    return vault.put(io.BytesIO(prepared.raw), max_size=2**62)
+    return vault.put(io.BytesIO(prepared.raw), max_size=2**62, mime_type="message/rfc822")
 
 
 def _claim(values: dict[str, Any]) -> int | None:
