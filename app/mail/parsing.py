@@ -24,6 +24,7 @@ import codecs
 import email
 import email.message
 import email.utils
+import functools
 import hashlib
 import mimetypes
 import re
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from typing import Any
@@ -46,6 +48,35 @@ _SURROGATE_OR_NUL = re.compile("[\ud800-\udfff\x00]")
 _SPACES = re.compile(r"[ \t\r\n]+")
 _LOOSE_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
 _OBS_HEADER = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)  # RFC 822 "From  : x"
+
+
+_HEADERS = HeaderRegistry()
+_CACHED_HEADER_LENGTH = 512  # longer values (References chains, long lists) are parsed anew
+
+
+@functools.lru_cache(maxsize=2048)
+def _parsed_header(name: str, value: str) -> Any:
+    return _HEADERS(name, value)
+
+
+class _CachingHeaderRegistry(HeaderRegistry):
+    """``policy.default``'s header objects, parsed once per (name, value).
+
+    With ``policy.default`` every ``msg[name]`` parses the header again; threading,
+    robot detection and the parser read Content-Type, From and friends over and over,
+    and that was the largest part of parsing a plain message (``bench/mail_ingest.py``).
+    The objects are the same ``policy.default`` builds (they are immutable strings), so
+    sharing them changes nothing a reader can see; bounded by count and value length.
+    """
+
+    def __call__(self, name: str, value: str) -> Any:
+        if len(value) > _CACHED_HEADER_LENGTH:
+            return super().__call__(name, value)
+        return _parsed_header(name, value)
+
+
+#: ``policy.default`` with cached header parsing: what every message is read with.
+POLICY = policy.default.clone(header_factory=_CachingHeaderRegistry())
 
 
 class MailUnreadable(Exception):  # noqa: N818 -- the contract's name
@@ -585,14 +616,14 @@ def _parse(raw: bytes) -> ParsedMail:
     data = normalise_raw(raw)
     if not data.strip():
         raise MailUnreadable("empty message")
-    msg = email.message_from_bytes(data, policy=policy.default)
+    msg = email.message_from_bytes(data, policy=POLICY)
     if not _has_headers(msg):
         # Obsolete syntax (RFC 822 allowed space before the colon): read the header
         # block again with it removed; the stored bytes stay as received.
         match = re.search(rb"\r?\n\r?\n", data)
         cut = match.start() if match else len(data)
         fixed = _OBS_HEADER.sub(rb"\1:", data[:cut]) + data[cut:]
-        msg = email.message_from_bytes(fixed, policy=policy.default)
+        msg = email.message_from_bytes(fixed, policy=POLICY)
     if not isinstance(msg, EmailMessage) or not _has_headers(msg):
         raise MailUnreadable("no mail headers found")
     walk = _Walk()
