@@ -81,7 +81,7 @@ POLICY = policy.default.clone(header_factory=_CachingHeaderRegistry())
 
 
 #: A run of at least 64 lines made of base64 characters only (an encoded attachment).
-_BASE64_RUN = re.compile(rb"^(?:[A-Za-z0-9+/=]{16,998}\r?\n){64,}", re.MULTILINE)
+_BASE64_RUN = re.compile(rb"^(?:[A-Za-z0-9+/=]{16,998}+\r?\n){64,}+", re.MULTILINE)
 _SHORTCUT_FROM = 256 * 1024  # messages smaller than this are parsed as they are
 
 
