@@ -190,8 +190,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--from-dir", type=Path, default=None)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--profile-out", type=Path, default=None,
-                        help="with --profile: also dump the stats to this file (for pstats)")
+    parser.add_argument(
+        "--profile-out",
+        type=Path,
+        default=None,
+        help="with --profile: also dump the stats to this file (for pstats)",
+    )
     args = parser.parse_args()
 
     from tests.services import RedisServer

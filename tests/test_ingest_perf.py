@@ -99,9 +99,7 @@ def test_every_blob_a_batch_commits_is_flushed_before_the_commit(
     blob_flushes = [p for p in flushes if p.endswith((".hdr", ".body"))]
     assert len(blob_flushes) == len(set(blob_flushes)) == 12
     # And what was flushed is complete: the originals and the attachment read back whole.
-    originals = {
-        f.blob_id: f for f in files if f.kind == FileKind.MAIL_ORIGINAL.value
-    }
+    originals = {f.blob_id: f for f in files if f.kind == FileKind.MAIL_ORIGINAL.value}
     raws = {raw for raw, _ in items}
     for blob_id in originals:
         assert b"".join(get_vault().iter_plaintext(blob_id)) in raws
@@ -142,7 +140,8 @@ def test_a_batch_answers_staff_throttle_and_contacts_as_single_messages_do(
     first = file_batch([(mail(subject="opened"), None)], source=MailSource.IMPORT, mailbox=desk)
     number = first[0].ticket_number
     items = [
-        (mail(subject=f"again {i}"), None) for i in range(3)  # ann: 1 earlier + 3 = over 2
+        (mail(subject=f"again {i}"), None)
+        for i in range(3)  # ann: 1 earlier + 3 = over 2
     ]
     items.append((mail("stranger@elsewhere.test", "hello"), None))
     items.append((mail("stranger@elsewhere.test", "hello again"), None))
@@ -160,9 +159,11 @@ def test_a_batch_answers_staff_throttle_and_contacts_as_single_messages_do(
     # Ann's tickets are on her existing contact; the stranger got one new contact, not two.
     ann = db.session.execute(select(Ticket).where(Ticket.number == results[0].ticket_number))
     assert ann.scalar_one().contact_id == known.id
-    strangers = db.session.execute(
-        select(Contact).where(Contact.email == "stranger@elsewhere.test")
-    ).scalars().all()
+    strangers = (
+        db.session.execute(select(Contact).where(Contact.email == "stranger@elsewhere.test"))
+        .scalars()
+        .all()
+    )
     assert len(strangers) == 1 and not strangers[0].verified
     tickets = {results[3].ticket_number, results[4].ticket_number}
     for n in tickets:
@@ -193,9 +194,11 @@ def test_a_contact_made_in_a_rolled_back_savepoint_is_not_reused(
     items = [(mail("new@elsewhere.test", f"m{i}"), None) for i in range(2)]
     results = file_batch(items, source=MailSource.IMPORT, mailbox=desk)
     assert [r.outcome for r in results] == [MailOutcome.QUARANTINED, MailOutcome.CREATED]
-    (contact,) = db.session.execute(
-        select(Contact).where(Contact.email == "new@elsewhere.test")
-    ).scalars().all()
+    (contact,) = (
+        db.session.execute(select(Contact).where(Contact.email == "new@elsewhere.test"))
+        .scalars()
+        .all()
+    )
     ticket = db.session.execute(select(Ticket)).scalar_one()
     assert ticket.contact_id == contact.id
 

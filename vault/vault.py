@@ -232,9 +232,7 @@ class Vault:
         """Make durable what was written through this vault (see :meth:`deferred_durability`)."""
         self.storage.sync()
 
-    def put(
-        self, stream: Readable, *, max_size: int, mime_type: str | None = None
-    ) -> StoredFile:
+    def put(self, stream: Readable, *, max_size: int, mime_type: str | None = None) -> StoredFile:
         """Encrypt and store everything ``stream`` yields, up to ``max_size`` bytes.
 
         The body is committed before the header, and a blob only counts as
