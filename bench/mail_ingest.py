@@ -200,6 +200,7 @@ def main() -> None:
 
     from tests.services import RedisServer
 
+    load_before = os.getloadavg()
     redis = RedisServer().start()
     profiler = cProfile.Profile() if args.profile else None
     try:
@@ -255,6 +256,8 @@ def main() -> None:
             profiler.dump_stats(str(args.profile_out))
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load_after = os.getloadavg()
+    print(f"load_before={load_before[0]:.2f} load_after={load_after[0]:.2f} cores={os.cpu_count()}")
     print(f"plain_messages={plain_count}")
     print(f"attachment_messages={files_count}")
     if plain_count:

@@ -224,9 +224,13 @@ class Vault:
         orphan sweep removes. On an exception nothing is flushed -- the caller rolls back
         and the blobs are orphans anyway. :meth:`sync` flushes earlier, by hand.
         """
-        batch = Vault(self.storage.deferred(), self.keyring)
+        batch = self.deferred()
         yield batch
         batch.sync()
+
+    def deferred(self) -> Vault:
+        """The vault :meth:`deferred_durability` yields, for callers that manage it."""
+        return Vault(self.storage.deferred(), self.keyring)
 
     def sync(self) -> None:
         """Make durable what was written through this vault (see :meth:`deferred_durability`)."""

@@ -286,7 +286,8 @@ def file_batch(
         context = Context.load(source, mailbox)
         prepared = [prepare(raw) for raw, _ in items]
         context.preload([p.parsed.from_address for p in prepared if p.parsed is not None])
-        with deferred_durability() as vault:
+        with deferred_durability():
+            vault = get_vault()
             workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
             with ThreadPoolExecutor(workers, thread_name_prefix="mail-original") as pool:
                 futures = [pool.submit(put_original, vault, p) for p in prepared]
