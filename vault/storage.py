@@ -9,6 +9,7 @@ the body; see :class:`Part` for why.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import enum
 import errno
@@ -21,6 +22,7 @@ import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeAlias
@@ -45,6 +47,7 @@ __all__ = [
     "Part",
     "S3Storage",
     "check_blob_id",
+    "fsync_file",
     "new_blob_id",
     "storage_from_url",
 ]
@@ -126,6 +129,22 @@ class BlobStorage(ABC):
     @abstractmethod
     def iter_ids(self, part: Part = Part.HEADER) -> Iterator[str]:
         """Yield the id of every blob that has ``part`` (order unspecified)."""
+
+    def deferred(self) -> BlobStorage:
+        """A view of this storage whose writes are made durable later, by :meth:`sync`.
+
+        For many small blobs written together (a batch of received mail), a flush to the
+        device per object is most of the cost; the caller writes them all through the view
+        and calls its :meth:`sync` once, before anything that names them is committed.
+        Until then a crash may lose or tear them: they must not be referenced yet. The
+        default suits back ends whose writes are durable when they return (S3): the view
+        is the storage itself and ``sync`` has nothing to do.
+        """
+        return self
+
+    def sync(self) -> None:
+        """Make durable everything written through this :meth:`deferred` view so far."""
+        return  # writes of this back end are durable when they return
 
     def put(self, blob_id: str, part: Part, data: bytes | _Readable) -> int:
         """Store ``data`` (bytes or a readable stream) and return its length."""
@@ -226,12 +245,15 @@ class _WriteBehind:
         self._full: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
         self._current: memoryview | None = None
         self._filled = 0
-        self._direct = direct and _set_direct(fd, True)
+        self._want_direct = direct
+        self._direct = False
         self._error: BaseException | None = None
         self._unsynced = 0
         self._synced_offset = 0
-        self._thread = threading.Thread(target=self._run, name="vault-write-behind", daemon=True)
-        self._thread.start()
+        # Started with the first full buffer: most blobs (headers aside, mail originals,
+        # small attachments) fit in one buffer, and for them a thread and two fcntl calls
+        # cost more than the write itself. Such a file is written by ``finish`` inline.
+        self._thread: threading.Thread | None = None
 
     @property
     def direct(self) -> bool:
@@ -285,8 +307,15 @@ class _WriteBehind:
             return _aligned_buffer(self._buffer_size)
         return self._free.get()  # the writer thread always gives buffers back, even failing
 
+    def _start(self) -> None:
+        self._direct = self._want_direct and _set_direct(self._fd, True)
+        self._thread = threading.Thread(target=self._run, name="vault-write-behind", daemon=True)
+        self._thread.start()
+
     def _hand_over(self) -> None:
         if self._current is not None and self._filled:
+            if self._thread is None:
+                self._start()
             self._full.put((self._current, self._filled))
             self._current = None
             self._filled = 0
@@ -340,6 +369,12 @@ class _WriteBehind:
 
     def finish(self) -> None:
         """Wait for every write to reach the file; re-raise the first write error."""
+        if self._thread is None:  # it all fitted in one buffer: write it here, buffered
+            if self._current is not None and self._filled:
+                self._write_all(self._current[: self._filled])
+            self._current = None
+            self._filled = 0
+            return
         self._hand_over()
         self._full.put(None)
         self._thread.join()
@@ -350,8 +385,78 @@ class _WriteBehind:
         """Stop the thread after a failure without raising a second error."""
         self._current = None
         self._filled = 0
+        if self._thread is None:
+            return
         self._full.put(None)
         self._thread.join()
+
+
+#: From this many files on, one ``syncfs(2)`` of the vault's file system replaces the
+#: per-file and per-directory fsyncs of a deferred batch (where the C library has it).
+SYNCFS_FROM = 512
+_SYNC_THREADS = 8
+
+
+def _libc_syncfs() -> Any:
+    """``syncfs(2)`` through ctypes (``os`` has no binding), or None where it is missing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNCFS = _libc_syncfs() if os.name == "posix" else None
+
+
+def syncfs(path: Path) -> bool:
+    """Flush the whole file system holding ``path`` to its device; False if unsupported."""
+    if _SYNCFS is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if _SYNCFS(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number), str(path))
+    finally:
+        os.close(fd)
+    return True
+
+
+def fsync_file(path: Path) -> None:
+    """Flush one file's data and metadata; a file deleted meanwhile needs nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _PendingSync:
+    """Files written without fsync and the directories their names were added to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.files: set[Path] = set()
+        self.directories: set[Path] = set()
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            self.files.add(path)
+            self.directories.add(path.parent)
+
+    def take(self) -> tuple[list[Path], list[Path]]:
+        with self._lock:
+            files, directories = sorted(self.files), sorted(self.directories)
+            self.files.clear()
+            self.directories.clear()
+        return files, directories
 
 
 class LocalDirectoryStorage(BlobStorage):
@@ -383,6 +488,8 @@ class LocalDirectoryStorage(BlobStorage):
         self.direct_io = direct_io
         self.root = Path(root).absolute()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._pending: _PendingSync | None = None  # set on a deferred() view only
+        self._fans: set[str] = set()  # fan-out directories known to exist (views share it)
 
     def __repr__(self) -> str:
         return f"LocalDirectoryStorage({str(self.root)!r})"
@@ -396,12 +503,21 @@ class LocalDirectoryStorage(BlobStorage):
     def _replacing(self, blob_id: str, part: Part) -> Iterator[int]:
         """Yield a descriptor of a fresh temporary file that replaces the object on success."""
         target = self.path(blob_id, part)
-        target.parent.mkdir(mode=0o700, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)  # mode 0600
+        fan = blob_id[:2]
+        if fan not in self._fans:
+            target.parent.mkdir(mode=0o700, exist_ok=True)
+            self._fans.add(fan)
+        try:
+            fd, temp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)  # mode 0600
+        except FileNotFoundError:  # the directory went away behind our back (a wiped vault)
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
         temp = Path(temp_name)
+        pending = self._pending
         try:
             yield fd
-            os.fsync(fd)
+            if pending is None:
+                os.fsync(fd)
             os.close(fd)
             fd = -1
             os.replace(temp, target)
@@ -410,7 +526,47 @@ class LocalDirectoryStorage(BlobStorage):
                 os.close(fd)
             temp.unlink(missing_ok=True)
             raise
-        fsync_dir(target.parent)
+        if pending is None:
+            fsync_dir(target.parent)
+        else:
+            pending.add(target)
+
+    def deferred(self) -> LocalDirectoryStorage:
+        """A view writing without fsync; its :meth:`sync` flushes the batch at once.
+
+        Each object is still written to a temporary file and renamed into place, so no
+        reader ever sees half of one; only the flush to the device waits for ``sync``.
+        Deletions stay durable at once (shredding must not be undone by a crash).
+        """
+        view = copy.copy(self)
+        view._pending = _PendingSync()
+        return view
+
+    def sync(self) -> None:
+        """Flush every file written through this view, then every directory they are in.
+
+        Each file and each distinct directory once, by a few threads (fsync releases the
+        GIL and the device takes concurrent flushes); from :data:`SYNCFS_FROM` files on,
+        a single ``syncfs(2)`` of the vault's file system instead. Raises on the first
+        failure: the caller must not commit rows naming blobs that may not be durable.
+        """
+        if self._pending is None:
+            return
+        files, directories = self._pending.take()
+        if not files:
+            return
+        if len(files) >= SYNCFS_FROM and syncfs(self.root):
+            return
+        if len(files) + len(directories) <= 2:
+            for path in files:
+                fsync_file(path)
+            for directory in directories:
+                fsync_dir(directory)
+            return
+        threads = min(_SYNC_THREADS, len(files))
+        with ThreadPoolExecutor(threads, thread_name_prefix="vault-sync") as pool:
+            list(pool.map(fsync_file, files))  # list(): re-raises the first error
+            list(pool.map(fsync_dir, directories))
 
     @contextmanager
     def writer(self, blob_id: str, part: Part) -> Iterator[BlobWriter]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -211,13 +212,41 @@ class Vault:
 
     # -- writing ----------------------------------------------------------------------
 
-    def put(self, stream: Readable, *, max_size: int) -> StoredFile:
+    @contextmanager
+    def deferred_durability(self) -> Iterator[Vault]:
+        """A vault for a batch of writes that become durable together, at the end.
+
+        Storing a small file costs little but its flushes to the device (file and
+        directory, for header and body); a batch of them written through the vault this
+        yields skips those, and leaving the ``with`` block normally flushes each file and
+        directory once (:meth:`BlobStorage.sync`). Commit the rows that name the blobs
+        only after the block: a crash before then leaves at most orphan blobs, which the
+        orphan sweep removes. On an exception nothing is flushed -- the caller rolls back
+        and the blobs are orphans anyway. :meth:`sync` flushes earlier, by hand.
+        """
+        batch = self.deferred()
+        yield batch
+        batch.sync()
+
+    def deferred(self) -> Vault:
+        """The vault :meth:`deferred_durability` yields, for callers that manage it."""
+        return Vault(self.storage.deferred(), self.keyring)
+
+    def sync(self) -> None:
+        """Make durable what was written through this vault (see :meth:`deferred_durability`)."""
+        self.storage.sync()
+
+    def put(self, stream: Readable, *, max_size: int, mime_type: str | None = None) -> StoredFile:
         """Encrypt and store everything ``stream`` yields, up to ``max_size`` bytes.
 
         The body is committed before the header, and a blob only counts as
         stored once its header exists, so a crash or a refusal at any point
         leaves no readable half-file. Raises :class:`FileTooLarge` (nothing
         kept) as soon as more than ``max_size`` bytes arrive.
+
+        ``mime_type``: the type the caller knows for certain (a received message is
+        ``message/rfc822``); the content is then not sniffed, which costs more than
+        encrypting a small file.
         """
         if max_size < 0:
             raise ValueError("max_size must not be negative")
@@ -237,7 +266,7 @@ class Vault:
             blob_id=blob_id,
             size=result.plaintext_size,
             sha256=digest.hexdigest(),
-            mime_type=_sniff(bytes(meter.head)),
+            mime_type=mime_type or _sniff(bytes(meter.head)),
             key_id=result.key_id,
         )
 

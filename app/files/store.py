@@ -6,6 +6,9 @@ who uploaded, where the file is attached, names, the size limit, and erasure.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from flask import current_app
@@ -24,8 +27,31 @@ from vault.vault import DEFAULT_MIME_TYPE
 TEXT_MIME = "text/plain; charset=utf-8"
 
 
+class _Batch:
+    """A ``deferred_durability`` block in progress; its vault is made on first use."""
+
+    vault: Vault | None = None
+
+
+#: The batch in progress in this thread (``deferred_durability``), if any.
+_BATCH: ContextVar[_Batch | None] = ContextVar("vaultdesk_vault_batch", default=None)
+
+
 def get_vault() -> Vault:
-    """The configured vault, built once per process (it holds no state others need)."""
+    """The configured vault, built once per process (it holds no state others need).
+
+    Inside ``deferred_durability`` it is that batch's vault, so every blob the batch
+    stores (through ``store_upload`` too) is flushed with the others before the commit.
+    """
+    batch = _BATCH.get()
+    if batch is None:
+        return _configured_vault()
+    if batch.vault is None:
+        batch.vault = _configured_vault().deferred()
+    return batch.vault
+
+
+def _configured_vault() -> Vault:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     vault = app.extensions.get("vaultdesk_vault")
     if vault is None:
@@ -38,6 +64,35 @@ def get_vault() -> Vault:
         vault = Vault(storage_from_url(url), ring)
         app.extensions["vaultdesk_vault"] = vault
     return vault
+
+
+@contextmanager
+def deferred_durability() -> Iterator[None]:
+    """Store a batch's blobs without a flush each; make them all durable on leaving.
+
+    Mail ingestion files up to hundreds of messages per transaction, each with its
+    original and perhaps attachments: flushing every file and its directory one by one
+    was most of the vault's share of the time (``bench/mail_ingest.py``). Inside the
+    block ``get_vault()`` (in this thread; hand what it returns to other threads)
+    writes without flushing; leaving it normally flushes them all, so **commit after the
+    block**: rows then only ever name durable blobs, and a crash before the commit leaves
+    orphan blobs for the orphan sweep. On an exception nothing is flushed (the caller
+    rolls back). Nested use joins the outer batch.
+    """
+    if _BATCH.get() is not None:
+        yield
+        return
+    batch = _Batch()
+    token = _BATCH.set(batch)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+    # Only reached without an exception. The vault is made lazily, when the block first
+    # stores something: building it can create the key ring, which must not happen
+    # before the message is claimed (two workers on one message would both create it).
+    if batch.vault is not None:
+        batch.vault.sync()
 
 
 def human_size(size: int) -> str:

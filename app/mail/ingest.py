@@ -65,7 +65,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from redis.exceptions import RedisError
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app import audit
@@ -73,7 +73,7 @@ from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
 from app.files.names import display_name
-from app.files.store import get_vault, store_upload
+from app.files.store import deferred_durability, get_vault, store_upload
 from app.mail import threading
 from app.mail.content import has_remote_images, sanitise_mail_html
 from app.mail.parsing import MailUnreadable, ParsedMail, parse_message
@@ -81,7 +81,7 @@ from app.mail.robots import Bounce, Robot, RobotKind, detect_robot
 from app.models.files import FileKind, VaultFile
 from app.models.inbound import InboundMail, Mailbox, MailOutcome, MailSource
 from app.models.mail import SenderIdentity
-from app.models.people import Contact, User
+from app.models.people import STAFF_ROLES, Contact, User, UserRole
 from app.models.tickets import Channel, EntryKind, RecipientKind, StreamEntry, Ticket
 from app.models.types import utcnow
 from vault import StoredFile, Vault
@@ -90,6 +90,7 @@ log = logging.getLogger(__name__)
 
 NO_SUBJECT = "(no subject)"
 ORIGINAL_WRITERS = 8  # threads putting a batch's originals into the vault at once
+_PRELOAD_CHUNK = 500  # senders per IN (...) list of Context.preload
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,73 @@ class Context:
     identity_id: int | None
     recent: dict[str, int] = field(default_factory=dict)  # sender -> mails in the last hour
     staff_ids: dict[str, int | None] = field(default_factory=dict)  # address -> staff user id
+    # address -> the contact find_contact would return (None: it would find none), for the
+    # senders of the batch; kept up to date as contacts are made (contact_for).
+    contacts: dict[str, Contact | None] = field(default_factory=dict)
+
+    def preload(self, senders: Sequence[str]) -> None:
+        """Look up what ``route`` asks about each sender in three queries for the batch.
+
+        Staff status, the throttle's count of the last hour and the contact were one query
+        each per message (or per sender); for a batch of 200 that was most of its
+        statements (``bench/mail_ingest.py``). The answers are the ones the per-message
+        queries give, as long as the batch's own writes are accounted for, which they are:
+        the throttle counts each message it sees (``_throttled``), new contacts are added
+        by ``contact_for``, and nothing else in ingestion creates contacts or staff.
+        """
+        wanted = sorted({a for a in senders if a} - self.staff_ids.keys())
+        for start in range(0, len(wanted), _PRELOAD_CHUNK):
+            chunk = wanted[start : start + _PRELOAD_CHUNK]
+            self.staff_ids.update(dict.fromkeys(chunk))
+            rows = db.session.execute(
+                select(User.email, func.min(User.id))
+                .join(UserRole, UserRole.user_id == User.id)
+                .where(
+                    User.email.in_(chunk),
+                    User.active.is_(True),
+                    UserRole.role.in_([r.value for r in STAFF_ROLES]),
+                )
+                .group_by(User.email)
+            )
+            self.staff_ids.update({email: user_id for email, user_id in rows})
+            if self.limit > 0:
+                unknown = [a for a in chunk if a not in self.recent]
+                since = utcnow() - timedelta(hours=1)
+                counts = dict.fromkeys(unknown, 0)
+                counts.update(
+                    db.session.execute(
+                        select(InboundMail.from_address, func.count(InboundMail.id))
+                        .where(
+                            InboundMail.from_address.in_(unknown),
+                            InboundMail.received_at >= since,
+                        )
+                        .group_by(InboundMail.from_address)
+                    ).all()
+                )
+                self.recent.update(counts)
+            found: dict[str, Contact | None] = dict.fromkeys(chunk)
+            for contact in db.session.execute(
+                select(Contact)
+                .where(Contact.email.in_(chunk))
+                .order_by(Contact.verified.desc(), Contact.id)
+            ).scalars():
+                if found[contact.email] is None:
+                    found[contact.email] = contact
+            self.contacts.update(found)
+
+    def contact(self, address: str) -> Contact | None:
+        """The sender's contact as ``find_contact`` gives it, from the batch's cache."""
+        if address in self.contacts:
+            contact = self.contacts[address]
+            if contact is None:
+                return None
+            state = inspect(contact)
+            # Made in a savepoint that rolled back (quarantine), or deleted: ask again.
+            if state.persistent and not state.deleted and contact.email == address:
+                return contact
+        contact = find_contact(address)
+        self.contacts[address] = contact
+        return contact
 
     def staff(self, address: str | None) -> User | None:
         """The active staff user with this address, looked up once per batch."""
@@ -194,7 +262,8 @@ def file_message(
     is unreachable, with nothing committed, so the sender (MTA, IMAP) tries again.
     """
     try:
-        filed = file_one(raw, Context.load(source, mailbox), source_ref)
+        with deferred_durability():  # the original and the files: flushed before the commit
+            filed = file_one(raw, Context.load(source, mailbox), source_ref)
     except BaseException:
         db.session.rollback()
         raise
@@ -230,22 +299,27 @@ def file_batch(
     """File many messages in one transaction (a savepoint each), then commit once.
 
     The originals of the batch are encrypted into the vault first, by a few threads at
-    once: each blob costs several fsyncs, which overlap across threads but would add up
-    one after the other (``bench/mail_ingest.py``). A duplicate's blob is shredded again.
+    once, overlapping the database work of the messages before them. Every blob of the
+    batch (originals and attachments) is written without its own flush to the device and
+    all are flushed together before the commit (``deferred_durability``): once this
+    returns, every blob its rows name is durable; a crash before leaves only orphan blobs.
+    A duplicate's blob is shredded again.
     """
     try:
         context = Context.load(source, mailbox)
         prepared = [prepare(raw) for raw, _ in items]
-        vault = get_vault()
-        workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="mail-original") as pool:
-            futures = [pool.submit(put_original, vault, p) for p in prepared]
-            # Filing waits for each original only when it comes to it: the database work
-            # of one message overlaps the vault writes of the next ones.
-            results = [
-                file_one(raw, context, ref, prepared=p, stored=f.result())
-                for (raw, ref), p, f in zip(items, prepared, futures, strict=True)
-            ]
+        context.preload([p.parsed.from_address for p in prepared if p.parsed is not None])
+        with deferred_durability():
+            vault = get_vault()
+            workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="mail-original") as pool:
+                futures = [pool.submit(put_original, vault, p) for p in prepared]
+                # Filing waits for each original only when it comes to it: the database
+                # work of one message overlaps the vault writes of the next ones.
+                results = [
+                    file_one(raw, context, ref, prepared=p, stored=f.result())
+                    for (raw, ref), p, f in zip(items, prepared, futures, strict=True)
+                ]
     except BaseException:
         db.session.rollback()
         raise
@@ -280,7 +354,7 @@ def prepare(raw: bytes) -> Prepared:
 
 def put_original(vault: Vault, prepared: Prepared) -> StoredFile:
     """Encrypt the original into the vault (no size limit: the mail has arrived)."""
-    return vault.put(io.BytesIO(prepared.raw), max_size=2**62)
+    return vault.put(io.BytesIO(prepared.raw), max_size=2**62, mime_type="message/rfc822")
 
 
 def _claim(values: dict[str, Any]) -> int | None:
@@ -517,14 +591,19 @@ def find_contact(address: str) -> Contact | None:
     ).scalar_one_or_none()
 
 
-def contact_for(parsed: ParsedMail) -> Contact:
-    """The sender's contact; an unknown sender gets a new, unverified one (no account)."""
+def contact_for(parsed: ParsedMail, context: Context | None = None) -> Contact:
+    """The sender's contact; an unknown sender gets a new, unverified one (no account).
+
+    With the batch's ``context`` the lookup is answered from its cache (``preload``).
+    """
     address = parsed.from_address or ""
-    contact = find_contact(address)
+    contact = context.contact(address) if context is not None else find_contact(address)
     if contact is None:
         name = " ".join((parsed.from_name or address.partition("@")[0] or address).split())
         contact = Contact(name=name[:200] or address, email=address, verified=False)
         db.session.add(contact)
+        if context is not None:
+            context.contacts[address] = contact
     return contact
 
 
@@ -581,6 +660,33 @@ def body_text(parsed: ParsedMail, parts: StoredParts | None = None) -> str:
         return parsed.text
     names = parts.names if parts else [a.filename for a in parsed.attachments if not a.inline]
     return ("Attached: " + ", ".join(names)) if names else "(empty message)"
+
+
+def _set_first_entry(ticket_id: int, parsed: ParsedMail, parts: StoredParts) -> int:
+    """``_set_entry`` on a new ticket's first entry, found in the same statement; its id.
+
+    ``create_ticket`` writes the entry with a bare INSERT; finding it by a query of its
+    own was one more statement per new ticket (``bench/mail_ingest.py``).
+    """
+    first = (
+        select(StreamEntry.id)
+        .where(StreamEntry.ticket_id == ticket_id)
+        .order_by(StreamEntry.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    values: dict[str, Any] = {"data": entry_data(parsed, parts), "body_html": parts.html}
+    entry_id: int = db.session.execute(
+        update(StreamEntry)
+        .where(StreamEntry.id == first)
+        .values(**values)
+        .returning(StreamEntry.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    entry = db.session.identity_map.get(db.session.identity_key(StreamEntry, entry_id))
+    if entry is not None:
+        db.session.expire(entry, ["data", "body_html"])
+    return entry_id
 
 
 def _set_entry(entry_id: int, parsed: ParsedMail, parts: StoredParts) -> None:
@@ -760,7 +866,7 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
 
     if not parsed.from_address:
         raise InvalidInput(_("The message has no sender address to file it for."))
-    contact = contact_for(parsed)
+    contact = contact_for(parsed, context)
     db.session.flush()
     actor = Actor.customer(contact.user, name=contact.name, email=parsed.from_address)
     parts = store_parts(parsed, actor)
@@ -787,10 +893,7 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
             body_text=text,
             contact=contact,
         )
-        entry_id = db.session.execute(
-            select(StreamEntry.id).where(StreamEntry.ticket_id == target.id).limit(1)
-        ).scalar_one()
-        _set_entry(entry_id, parsed, parts)
+        entry_id = _set_first_entry(target.id, parsed, parts)
         created = True
     parts.attach(target, entry_id)
     if how != "bcc":

@@ -24,14 +24,17 @@ import codecs
 import email
 import email.message
 import email.utils
+import functools
 import hashlib
 import mimetypes
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from typing import Any
@@ -46,6 +49,90 @@ _SURROGATE_OR_NUL = re.compile("[\ud800-\udfff\x00]")
 _SPACES = re.compile(r"[ \t\r\n]+")
 _LOOSE_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
 _OBS_HEADER = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)  # RFC 822 "From  : x"
+
+
+_HEADERS = HeaderRegistry()
+_CACHED_HEADER_LENGTH = 512  # longer values (References chains, long lists) are parsed anew
+
+
+@functools.lru_cache(maxsize=2048)
+def _parsed_header(name: str, value: str) -> Any:
+    return _HEADERS(name, value)
+
+
+class _CachingHeaderRegistry(HeaderRegistry):
+    """``policy.default``'s header objects, parsed once per (name, value).
+
+    With ``policy.default`` every ``msg[name]`` parses the header again; threading,
+    robot detection and the parser read Content-Type, From and friends over and over,
+    and that was the largest part of parsing a plain message (``bench/mail_ingest.py``).
+    The objects are the same ``policy.default`` builds (they are immutable strings), so
+    sharing them changes nothing a reader can see; bounded by count and value length.
+    """
+
+    def __call__(self, name: str, value: str) -> Any:
+        if len(value) > _CACHED_HEADER_LENGTH:
+            return super().__call__(name, value)
+        return _parsed_header(name, value)
+
+
+#: ``policy.default`` with cached header parsing: what every message is read with.
+POLICY = policy.default.clone(header_factory=_CachingHeaderRegistry())
+
+
+#: A run of at least 64 lines made of base64 characters only (an encoded attachment).
+_BASE64_RUN = re.compile(rb"^(?:[A-Za-z0-9+/=]{16,998}+\r?\n){64,}+", re.MULTILINE)
+_SHORTCUT_FROM = 256 * 1024  # messages smaller than this are parsed as they are
+
+
+def _shortcut_runs(data: bytes) -> tuple[bytes, dict[str, str]]:
+    """``data`` with each long base64 run replaced by one placeholder line, and the runs.
+
+    The standard parser handles a message line by line in Python; for an attachment of
+    a few MB that is tens of thousands of lines and nearly all of the time and memory of
+    ingesting it (``bench/mail_ingest.py``). A line of base64 characters is the same to
+    the parser wherever it stands (no colon, no leading dash or space: never a header,
+    a continuation or a boundary), so a run of them is replaced by a single such line
+    (a random token) and put back into the parsed parts by :func:`_restore_runs`: the
+    message, its parts and payloads come out exactly as without the shortcut.
+    """
+    if len(data) < _SHORTCUT_FROM:
+        return data, {}
+    prefix = "VDRUN" + secrets.token_hex(8)
+    runs: dict[str, str] = {}
+    pieces: list[bytes] = []
+    last = 0
+    for match in _BASE64_RUN.finditer(data):
+        run = match.group()
+        ending = b"\r\n" if run.endswith(b"\r\n") else b"\n"
+        token = f"{prefix}x{len(runs):06d}"
+        runs[token] = run[: -len(ending)].decode("ascii")
+        pieces += [data[last : match.start()], token.encode("ascii"), ending]
+        last = match.end()
+    if not runs:
+        return data, {}
+    pieces.append(data[last:])
+    return b"".join(pieces), runs
+
+
+def _restore_runs(msg: Message, runs: dict[str, str]) -> None:
+    """Put the runs :func:`_shortcut_runs` took out back where the parser left them."""
+    if not runs:
+        return
+    prefix = next(iter(runs))[:-7]
+    tokens = re.compile(re.escape(prefix) + r"x\d{6}")
+
+    def restore(text: str | None) -> str | None:
+        if text is None or prefix not in text:
+            return text
+        return tokens.sub(lambda m: runs.get(m.group(), m.group()), text)
+
+    for part in msg.walk():
+        payload = part._payload  # noqa: SLF001 -- the parser's own string, put back as it was
+        if isinstance(payload, str):
+            part._payload = restore(payload)  # noqa: SLF001
+        part.preamble = restore(part.preamble)
+        part.epilogue = restore(part.epilogue)
 
 
 class MailUnreadable(Exception):  # noqa: N818 -- the contract's name
@@ -585,14 +672,16 @@ def _parse(raw: bytes) -> ParsedMail:
     data = normalise_raw(raw)
     if not data.strip():
         raise MailUnreadable("empty message")
-    msg = email.message_from_bytes(data, policy=policy.default)
+    shortened, runs = _shortcut_runs(data)
+    msg = email.message_from_bytes(shortened, policy=POLICY)
     if not _has_headers(msg):
         # Obsolete syntax (RFC 822 allowed space before the colon): read the header
         # block again with it removed; the stored bytes stay as received.
-        match = re.search(rb"\r?\n\r?\n", data)
-        cut = match.start() if match else len(data)
-        fixed = _OBS_HEADER.sub(rb"\1:", data[:cut]) + data[cut:]
-        msg = email.message_from_bytes(fixed, policy=policy.default)
+        match = re.search(rb"\r?\n\r?\n", shortened)
+        cut = match.start() if match else len(shortened)
+        fixed = _OBS_HEADER.sub(rb"\1:", shortened[:cut]) + shortened[cut:]
+        msg = email.message_from_bytes(fixed, policy=POLICY)
+    _restore_runs(msg, runs)
     if not isinstance(msg, EmailMessage) or not _has_headers(msg):
         raise MailUnreadable("no mail headers found")
     walk = _Walk()
