@@ -148,6 +148,16 @@ def file_on(inbound: InboundMail, ticket: Ticket, actor: Actor) -> Filed:
     return filed
 
 
+def file_on_number(inbound: InboundMail, number: str, actor: Actor) -> Filed:
+    """``file_on`` for the ticket number a person typed (review queue and mail log)."""
+    from app.tickets.lookup import ticket_by_number
+
+    cleaned = (number or "").strip()
+    if not cleaned:
+        raise InvalidInput(_("Enter the number of the ticket to file the message on."))
+    return file_on(inbound, ticket_by_number(cleaned), actor)
+
+
 def new_ticket(inbound: InboundMail, actor: Actor) -> Filed:
     """An agent makes the message a ticket of its own."""
     _check_open(inbound)
@@ -161,6 +171,6 @@ def discard(inbound: InboundMail, actor: Actor, reason: str) -> None:
     """Close the matter without filing; the reason is required and kept with the row."""
     cleaned = " ".join((reason or "").split())
     if not cleaned:
-        raise InvalidInput(_("Say why this message is discarded."))
+        raise InvalidInput(_("Say why the message is discarded."))
     _check_open(inbound)
     _decide(inbound, actor, MailDecision.DISCARDED, "mail.discard", reason=cleaned[:MAX_REASON])

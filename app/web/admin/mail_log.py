@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from app import audit
 from app.actor import Actor
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.files.names import content_disposition
 from app.htmx import go_to, render
@@ -24,7 +24,6 @@ from app.mail import held, held_queries
 from app.mail.held_queries import LOG_OUTCOMES, HeldState, LogFilter
 from app.models.inbound import InboundMail
 from app.params import page_number
-from app.tickets.lookup import ticket_by_number
 from app.web.admin import bp
 
 
@@ -111,13 +110,9 @@ def mail_retry(inbound_id: int) -> Response:
 def mail_attach(inbound_id: int) -> Response:
     """File the message on a ticket the admin names."""
     inbound = _open(inbound_id)
-    number = (request.form.get("ticket") or "").strip()
-    if not number:
-        raise InvalidInput(_("Enter the number of the ticket to file the message on."))
-    ticket = ticket_by_number(number)
-    filed = held.file_on(inbound, ticket, _actor())
+    filed = held.file_on_number(inbound, request.form.get("ticket") or "", _actor())
     db.session.commit()
-    return _done(_("Filed on %(number)s.", number=filed.ticket_number or ticket.number), inbound_id)
+    return _done(_("Filed on %(number)s.", number=filed.ticket_number), inbound_id)
 
 
 @bp.post("/mail/<int:inbound_id>/new")
@@ -135,9 +130,6 @@ def mail_new_ticket(inbound_id: int) -> Response:
 def mail_discard(inbound_id: int) -> Response:
     """Discard with a required reason; the row and its original stay for the record."""
     inbound = _open(inbound_id)
-    reason = (request.form.get("reason") or "").strip()
-    if not reason:
-        raise InvalidInput(_("Say why the message is discarded."))
-    held.discard(inbound, _actor(), reason[:500])
+    held.discard(inbound, _actor(), request.form.get("reason") or "")
     db.session.commit()
     return _done(_("Message discarded."), inbound_id)

@@ -15,13 +15,12 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.actor import Actor
-from app.errors import Conflict, InvalidInput
+from app.errors import Conflict
 from app.extensions import db
 from app.htmx import go_to, render
 from app.mail import held, held_queries
 from app.models.inbound import InboundMail
 from app.params import page_number
-from app.tickets.lookup import ticket_by_number
 from app.web.agent import bp
 
 
@@ -70,13 +69,9 @@ def mail_review_item(inbound_id: int) -> Response:
 def mail_review_attach(inbound_id: int) -> Response:
     """File the message on the ticket the agent names (usually the suspected one)."""
     inbound = _open_review(inbound_id)
-    number = (request.form.get("ticket") or "").strip()
-    if not number:
-        raise InvalidInput(_("Enter the number of the ticket to file the message on."))
-    ticket = ticket_by_number(number)
-    filed = held.file_on(inbound, ticket, _actor())
+    filed = held.file_on_number(inbound, request.form.get("ticket") or "", _actor())
     db.session.commit()
-    return _done(_("Filed on %(number)s.", number=filed.ticket_number or ticket.number))
+    return _done(_("Filed on %(number)s.", number=filed.ticket_number))
 
 
 @bp.post("/mail/review/<int:inbound_id>/new")
@@ -92,9 +87,6 @@ def mail_review_new_ticket(inbound_id: int) -> Response:
 def mail_review_discard(inbound_id: int) -> Response:
     """Discard with a reason (required: the log must say why mail was not filed)."""
     inbound = _open_review(inbound_id)
-    reason = (request.form.get("reason") or "").strip()
-    if not reason:
-        raise InvalidInput(_("Say why the message is discarded."))
-    held.discard(inbound, _actor(), reason[:500])
+    held.discard(inbound, _actor(), request.form.get("reason") or "")
     db.session.commit()
     return _done(_("Message discarded."))
