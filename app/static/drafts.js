@@ -66,11 +66,12 @@
     line.classList.add("draft-failed");
   }
 
-  function save(form, replaces) {
+  // keepalive lets the last save finish while the page unloads (reload, closed tab).
+  function save(form, replaces, keepalive) {
     var state = form.vdDraft;
     window.clearTimeout(state.timer);
     state.timer = null;
-    if (state.sending || !document.body.contains(form)) return;
+    if (state.sending) return;
     var data = new FormData();
     data.append("csrf_token", csrfToken());
     data.append("kind", kindOf(form));
@@ -84,6 +85,7 @@
       method: "POST",
       body: data,
       credentials: "same-origin",
+      keepalive: !!keepalive,
       headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" },
     }).then(function (response) {
       if (!response.ok) throw new Error(String(response.status));
@@ -179,6 +181,13 @@
     } else if (event.target.name === "identity_id" && textBox(form).value.trim()) {
       schedule(form);
     }
+  });
+
+  // Leaving with a save still waiting for its pause: send it now.
+  window.addEventListener("pagehide", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-drafts]"), function (form) {
+      if (form.vdDraft && form.vdDraft.timer) save(form, null, true);
+    });
   });
 
   // Sending: no more saves from this form; the answer's transaction drops the draft.

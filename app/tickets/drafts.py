@@ -20,6 +20,7 @@ Decisions, so the views and the page script stay simple:
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -61,7 +62,7 @@ def save(
 ) -> TicketDraft | None:
     """Store what the agent has typed; blank text removes the draft and returns None."""
     if len(body) > MAX_BODY:
-        raise InvalidInput("The draft is too long to keep; shorten it or send it in parts.")
+        raise InvalidInput(_("The draft is too long to keep; shorten it or send it in parts."))
     if replaces is not None and replaces is not kind:
         discard(ticket, user, replaces)
     if not body.strip():
