@@ -62,7 +62,7 @@
   }
   function showFailure(form) {
     var line = statusLine(form);
-    line.textContent = line.dataset.failed || "Draft not saved.";
+    line.textContent = line.dataset.failed || "\u26a0"; // the partial carries the words
     line.classList.add("draft-failed");
   }
 
