@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import delete
 
 from app import create_app
 from app.extensions import db
@@ -65,6 +66,18 @@ def test_two_agents_see_each_other_and_who_is_typing_what(
     bob_client.post(drafts, data={"csrf_token": bob_token, "kind": "note", "body": ""})
     now = names(ann_client, number)
     assert "Bob" in now and "typing" not in now and "writing" not in now
+
+    # Sending ends it too: the sender's next presence poll (on the reloaded page) clears it.
+    bob_client.post(drafts, data={"csrf_token": bob_token, "kind": "reply", "body": "Sent"})
+    assert "typing a reply…" in names(ann_client, number)
+    with app.app_context():
+        from app.models import TicketDraft
+
+        db.session.execute(delete(TicketDraft))  # as the answer's transaction does
+        db.session.commit()
+    names(bob_client, number)
+    now = names(ann_client, number)
+    assert "Bob" in now and "typing" not in now
 
 
 def test_presence_lapses_by_itself_and_redis_keeps_nothing_for_long(

@@ -83,7 +83,9 @@ def presence_view(number: str) -> Response:
         "agent/_presence.html",
         "people",
         ticket=t,
-        colleagues=presence.look(t, current_user),
+        colleagues=presence.look(
+            t, current_user, has_draft=bool(drafts.drafts_of(t, current_user))
+        ),
     )
     response.headers["Cache-Control"] = "no-store"
     return response
