@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from app.models import Role, TicketDraft
 from tests import factories
 
 pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 def open_ticket(
@@ -114,6 +116,9 @@ def test_two_agents_see_each_others_presence_and_typing(
     ann_page.locator("#presence").get_by_text("typing a reply…").wait_for(timeout=10_000)
     assert "Bob" in ann_page.locator("#presence").inner_text()
     assert "Ann" not in ann_page.locator("#presence").inner_text()  # not myself
+    ARTIFACTS.mkdir(exist_ok=True)
+    ann_page.locator("#presence").screenshot(path=str(ARTIFACTS / "ticket-presence.png"))
+    bob_page.locator("#composer").screenshot(path=str(ARTIFACTS / "composer-draft.png"))
 
     # Bob leaves: after the short expiry Ann sees nobody.
     bob_page.context.close()
