@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
 from app.models.audit import AuditLog, AuditLogIsAppendOnly
+from app.models.drafts import DraftKind, TicketDraft
 from app.models.files import (
     DownloadEvent,
     DownloadOutcome,
@@ -79,6 +80,7 @@ __all__ = [
     "Channel",
     "Contact",
     "DownloadEvent",
+    "DraftKind",
     "DownloadOutcome",
     "EntryKind",
     "Lead",
@@ -102,6 +104,7 @@ __all__ = [
     "Ticket",
     "TicketLink",
     "TicketNumber",
+    "TicketDraft",
     "TicketRating",
     "TicketRead",
     "TicketRecipient",

@@ -13,11 +13,13 @@ from app import audit
 from app.actor import Actor, ActorKind
 from app.errors import InvalidInput
 from app.mail.outbound import queue_reply
+from app.models.drafts import DraftKind
 from app.models.files import VaultFile
 from app.models.mail import SenderIdentity
 from app.models.tickets import EntryKind, Status, StreamEntry, Ticket
 from app.models.types import utcnow
 from app.notifications import NotificationKind, notify
+from app.tickets import drafts
 from app.tickets.changes import add_note, change_status
 from app.tickets.errors import TransitionNotAllowed
 from app.tickets.stream import add_entry
@@ -77,4 +79,6 @@ def answer(
         change_status(ticket, Status.PENDING, actor, pending_until=pending_until)
     elif set_pending:
         ticket.pending_until = pending_until
+    # Sent: the agent's draft of this kind goes in the same transaction (kept if refused).
+    drafts.discard(ticket, actor.user, DraftKind.of(internal))
     return entry

@@ -10,6 +10,7 @@ guard_blueprint(bp, Role.AGENT, Role.SUPERVISOR)
 
 from app.web.agent import (  # noqa: E402,F401
     contacts,
+    drafts,
     lists,
     mail_review,
     notifications,
