@@ -224,8 +224,12 @@ def _matching_step(secret: str, code: str) -> int | None:
     return found
 
 
+_CODE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
 def _normalise_code(code: str) -> str:
-    return "".join(ch for ch in (code or "").lower() if ch.isalnum())[:64]
+    """Lower case ASCII letters and digits only: people type spaces, dashes, capitals."""
+    return "".join(ch for ch in (code or "").lower() if ch in _CODE_CHARACTERS)[:64]
 
 
 def confirm_enrolment(
