@@ -385,3 +385,19 @@ def test_new_recovery_codes_replace_the_old_ones(
     assert post_code(client, "/login/code", codes[1]).status_code == 401
     assert post_code(client, "/login/code", new_codes[0]).status_code == 302
     assert "auth.recovery_codes_regenerated" in actions(required, person.id)
+
+
+def test_key_rotation_reseals_the_secrets(ctx: None) -> None:
+    from app.files.store import get_vault
+    from tests import factories
+
+    user = factories.staff_user(Role.AGENT)
+    db.session.flush()
+    secret = two_factor.new_secret()
+    user.totp_secret_sealed = two_factor.seal(secret, user.id)
+    old_key = two_factor.sealed_key_id(user.totp_secret_sealed)
+    report = get_vault().add_kek_and_rewrap()
+    assert two_factor.reseal_secrets() == 1
+    assert two_factor.sealed_key_id(user.totp_secret_sealed) == report.key_id != old_key
+    assert two_factor.unseal(user.totp_secret_sealed, user.id) == secret
+    assert two_factor.key_ids_in_use() == {report.key_id}
