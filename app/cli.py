@@ -143,10 +143,12 @@ def vault_rotate_command() -> None:
             "The key ring comes from VAULTDESK_VAULT_KEYS; add the new key there and run "
             "`vaultdesk vault rewrap`."
         )
+    from app.accounts.two_factor import reseal_secrets
     from app.mail.mailboxes import reseal_passwords
 
     report = get_vault().add_kek_and_rewrap()
     resealed = reseal_passwords()
+    resealed_totp = reseal_secrets()
     audit.record(
         Actor.system("vaultdesk cli"),
         "vault.rotate_key",
@@ -154,6 +156,7 @@ def vault_rotate_command() -> None:
         report.key_id,
         rewrapped=report.rewrapped,
         mailbox_passwords=resealed,
+        totp_secrets=resealed_totp,
     )
     db.session.commit()
     click.echo(
@@ -167,11 +170,13 @@ def vault_rotate_command() -> None:
 @with_appcontext
 def vault_rewrap_command() -> None:
     """Re-wrap every file's data key to the current key (after editing the key ring)."""
+    from app.accounts.two_factor import reseal_secrets
     from app.files.store import get_vault
     from app.mail.mailboxes import reseal_passwords
 
     report = get_vault().rewrap()
     resealed = reseal_passwords()
+    reseal_secrets()
     db.session.commit()
     click.echo(
         f"{report.rewrapped} files re-wrapped to {report.key_id}, "
@@ -193,6 +198,13 @@ def vault_retire_command(key_id: str) -> None:
     if key_id in key_ids_in_use():
         raise click.ClickException(
             f"Mailbox passwords are still sealed with {key_id}; run `vaultdesk vault rewrap` first."
+        )
+    from app.accounts.two_factor import key_ids_in_use as totp_key_ids
+
+    if key_id in totp_key_ids():
+        raise click.ClickException(
+            f"Two-factor secrets are still sealed with {key_id}; "
+            "run `vaultdesk vault rewrap` first."
         )
     try:
         get_vault().retire_kek(key_id)

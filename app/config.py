@@ -67,6 +67,11 @@ SETTINGS: tuple[Setting, ...] = (
         "5 per minute;20 per hour",
         "wrong passwords or codes per file link and client network",
     ),
+    Setting(
+        "TWO_FACTOR_REQUIRED_ROLES",
+        "admin,compliance",
+        "staff roles that must sign in with a second factor (comma-separated; empty: none)",
+    ),
     Setting("DEMO_PASSWORD", None, "fixed password for demo accounts (default: random each)"),
     Setting(
         "SMTP_URL",

@@ -31,6 +31,10 @@ def base_config(instance: Path, redis_url: str, database_url: str | None = None)
         "DATABASE_URL": database_url or f"sqlite:///{instance / 'vaultdesk.db'}",
         "REDIS_URL": redis_url,
         "SECRET_KEY": "test-secret-key-not-for-production",
+        # Production requires a second factor of admins and compliance officers; tests that
+        # are not about it sign them in with the password alone (tests/test_two_factor.py
+        # turns the default back on).
+        "TWO_FACTOR_REQUIRED_ROLES": "",
     }
 
 

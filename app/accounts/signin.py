@@ -52,7 +52,19 @@ def authenticate(
     elif not may_enter(user, audience):
         reason = f"not a {audience.value} account"
     else:
-        record_login(user, client_address, audience=audience.value)
+        from app.accounts import two_factor
+
+        if audience is Audience.STAFF and two_factor.applies(user):
+            # Not signed in yet: ``two_factor.verify`` records the login after the code.
+            audit.record(
+                Actor.for_user(user, client_address),
+                "auth.password_accepted",
+                "user",
+                user.id,
+                second_factor="enrolled" if user.has_second_factor else "enrolment due",
+            )
+        else:
+            record_login(user, client_address, audience=audience.value)
         return user
     who = (
         Actor.for_user(user, client_address)

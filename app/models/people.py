@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -76,6 +76,13 @@ class User(UserMixin, db.Model):
     receives_all_mail: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-factor sign-in (app.accounts.two_factor): the TOTP secret sealed with the vault's
+    # key ring, the last accepted time step (a code is never accepted twice), when the user
+    # enrolled, and the SHA-256 hashes of the unused recovery codes, space-separated.
+    totp_secret_sealed: Mapped[str | None] = mapped_column(String(255))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    two_factor_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recovery_code_hashes: Mapped[str | None] = mapped_column(Text)
 
     role_rows: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     team: Mapped[Team | None] = relationship(back_populates="members", foreign_keys=[team_id])
@@ -92,6 +99,10 @@ class User(UserMixin, db.Model):
     @property
     def is_staff(self) -> bool:
         return bool(self.roles & STAFF_ROLES)
+
+    @property
+    def has_second_factor(self) -> bool:
+        return self.totp_secret_sealed is not None
 
     def grant(self, role: Role | str) -> None:
         if Role(role) not in self.roles:

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from app.web.auth import routes  # noqa: E402,F401
+from app.web.auth import routes, second_factor, security  # noqa: E402,F401

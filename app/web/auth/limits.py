@@ -1,5 +1,8 @@
 """Rate limits on failed sign-ins, per account and per client address.
 
+The second step (a two-factor code) has the same limits under scopes of its own, keyed by
+the account waiting for its code (``second_step_limits``).
+
 Only failures count (``deduct_when``), so a person who signs in correctly is never slowed
 down by the limit, and a guesser is stopped whichever address or account they vary.
 Counters live in Redis so every web process sees the same numbers.
@@ -38,5 +41,39 @@ def sign_in_limits(view: Callable[..., Any]) -> Callable[..., Any]:
         methods=["POST"],
         deduct_when=_failed,
         scope="signin-account",
+    )
+    return per_address(per_account(view))
+
+
+def _code_account_key() -> str:
+    """The account a code is typed for: the pending sign-in's, or the signed-in user's."""
+    from flask_login import current_user
+
+    from app.web.auth.second_factor import pending_user_id
+
+    uid = pending_user_id()
+    if uid is None and current_user.is_authenticated:
+        uid = current_user.id
+    return f"second-step-account:{uid or 'none'}"
+
+
+def second_step_limits(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrong codes count like wrong passwords: per client address and per account.
+
+    Also on the security page's forms, so a borrowed session cannot guess its way to
+    turning the second factor off.
+    """
+    per_address = limiter.limit(
+        lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"],
+        methods=["POST"],
+        deduct_when=_failed,
+        scope="second-step-address",
+    )
+    per_account = limiter.limit(
+        lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
+        key_func=_code_account_key,
+        methods=["POST"],
+        deduct_when=_failed,
+        scope="second-step-account",
     )
     return per_address(per_account(view))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 from werkzeug.wrappers import Response
 
 from app import audit
@@ -12,6 +12,7 @@ from app.extensions import db
 from app.web.auth import bp
 from app.web.auth.forms import LoginForm
 from app.web.auth.limits import FAILED, sign_in_limits
+from app.web.auth.second_factor import begin_sign_in
 from app.web.guards import home_for, safe_next
 
 
@@ -24,9 +25,10 @@ def sign_in_page(audience: Audience, template: str) -> Response | str | tuple[st
         user = authenticate(form.email.data, form.password.data, audience, request.remote_addr)
         db.session.commit()
         if user is not None:
-            session.clear()  # no session fixation: a fresh session for the signed-in user
-            login_user(user, remember=bool(form.remember.data))
-            return redirect(safe_next(request.args.get("next"), home_for(user)))
+            # A fresh session; staff who need a second factor are sent to that step first.
+            return begin_sign_in(
+                user, remember=bool(form.remember.data), next_url=request.args.get("next")
+            )
         form.password.errors.append(_("Wrong email address or password."))
         return render_template(template, form=form), FAILED
     return render_template(template, form=form)
