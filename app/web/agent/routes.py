@@ -362,7 +362,10 @@ def send_again_view(number: str, outbox_id: int) -> Response:
 def identity_templates() -> Response:
     """The template picker for the chosen identity (htmx swaps the options)."""
     identity = _chosen(SenderIdentity, request.args.get("identity_id"), "Answer from")
-    return render("agent/_templates.html", templates=identity.templates if identity else [])
+    number = request.args.get("number")
+    t = ticket_by_number(number) if number else None  # placeholders filled in for it
+    templates = identity.templates if identity else []
+    return render("agent/_templates.html", templates=templates, ticket=t)
 
 
 @bp.get("/tickets/<number>/files/<public_id>")
