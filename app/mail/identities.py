@@ -63,7 +63,7 @@ def save_identity(
     if identity is None:
         identity = SenderIdentity(address=address, name=name.strip())
         db.session.add(identity)
-    if is_default and not identity.active:
+    if is_default and identity.active is False:  # None: new, active once inserted
         raise Conflict(_("A deactivated identity cannot be the default. Reactivate it first."))
     identity.address, identity.name = address, name.strip()
     identity.language, identity.signature = language or "en", signature
