@@ -196,6 +196,8 @@ def test_templates_take_placeholders_checked_in_the_sandbox_with_a_preview(
     with app.app_context():
         (template,) = db.session.get(SenderIdentity, main).templates
         template_id = template.id
+    page = client.get(f"/admin/templates/{template_id}").get_data(as_text=True)
+    assert "Hello Nora Customer, see https://desk.example/portal/t/T-104233" in page
     assert (
         post(
             client,

@@ -276,7 +276,7 @@ def _template_page(
         "admin/template.html",
         None,
         status,
-        template=current,
+        reply_template=current,
         form=form
         or {"name": current.name, "body": current.body, "active": "on" if current.active else ""},
         error=error,
