@@ -249,7 +249,7 @@ def test_reply_template_values_never_reach_models() -> None:
 
 
 def test_categories_are_created_renamed_retired_and_merged(
-    app: Flask, client: FlaskClient, admin: Person
+    app: Flask, client: FlaskClient, admin: Person, make_user: Any
 ) -> None:
     assert post(client, "/admin/categories", {"name": "Billing"}).status_code == 303
     assert post(client, "/admin/categories", {"name": "Invoices"}).status_code == 303
@@ -275,6 +275,11 @@ def test_categories_are_created_renamed_retired_and_merged(
             db.session.scalar(select(Ticket).where(Ticket.number == numbers[0])).category_id
             == invoices_id
         )
+    # The agent's ticket page still shows (and keeps) the retired category.
+    agent_client = app.test_client()
+    sign_in(agent_client, make_user(Role.AGENT))
+    ticket_page = agent_client.get(f"/agent/tickets/{numbers[0]}").get_data(as_text=True)
+    assert f'<option value="{invoices_id}" selected>Invoices</option>' in ticket_page
     merged = post(client, f"/admin/categories/{invoices_id}/merge", {"into": str(billing_id)})
     assert merged.status_code == 303
     assert "2 tickets moved" in client.get("/admin/categories").get_data(as_text=True)
