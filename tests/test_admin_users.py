@@ -237,9 +237,12 @@ def test_password_reset_mails_staff_a_staff_link_and_customers_the_portal_link(
     assert sign_in(app.test_client(), agent).status_code == 302
     newcomer = app.test_client()
     token = csrf_from(newcomer.get(staff_path).get_data(as_text=True))
-    newcomer.post(
+    done = newcomer.post(
         staff_path, data={"password": NEW_PASSWORD, "repeat": NEW_PASSWORD, "csrf_token": token}
     )
+    # A reset never signs in by itself: the sign-in page asks for any second factor.
+    assert done.status_code == 303 and done.headers["Location"] == "/login"
+    assert newcomer.get("/agent/").status_code == 302
     assert sign_in(app.test_client(), agent).status_code == 401
     assert len(audit(app, "user.password_reset_sent")) == 2
 

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from app.accounts import admin_users, emailed_links, staff_links
 from app.accounts.admin_users import UserKind
-from app.accounts.emailed_links import EmailedLinkRefused
+from app.accounts.emailed_links import EmailedLinkRefused, SetPasswordKind
 from app.accounts.people import MIN_PASSWORD
 from app.errors import DomainError
 from app.extensions import db
@@ -212,10 +212,12 @@ def resend_invitation(user_id: int) -> Response:
 SIGN_IN_AT_THE_DOOR = frozenset({Role.ADMIN, Role.COMPLIANCE})
 
 
-def _signed_in(person: User) -> Response:
-    """After the password is set: agents and supervisors are signed in and land at home;
-    admins and compliance officers sign in at /login, where a second factor is asked."""
-    if person.roles & SIGN_IN_AT_THE_DOOR:
+def _signed_in(person: User, kind: SetPasswordKind) -> Response:
+    """After the password is set: an invited agent or supervisor is signed in and lands at
+    home. Everyone else signs in at /login, where a second factor is asked: admins and
+    compliance officers (required for them), and anyone who chose a new password from a
+    reset link (they may have enrolled a second factor, which a link must not bypass)."""
+    if kind is not SetPasswordKind.INVITE or person.roles & SIGN_IN_AT_THE_DOOR:
         db.session.commit()
         session.clear()
         flash(_("Your password is set. Sign in with it."), "success")
@@ -255,7 +257,7 @@ def welcome(token: str) -> Response:
                 db.session.rollback()
                 error, status = refused.message, refused.status
             else:
-                return _signed_in(person)
+                return _signed_in(person, link.kind)
     except EmailedLinkRefused as refused:
         if request.method == "POST":
             emailed_links.record_refusal(staff_links.STAFF_SALT, refused, request.remote_addr)
