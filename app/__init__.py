@@ -34,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings.from_environment())
     app.config.update(overrides)
     app.config["INSTANCE_PATH"] = str(folder)
+    app.config["SETTING_ORIGINS"] = settings.origins(overrides, folder / "config.py")
     app.config.update(settings.finalise(app.config, folder))
 
     if app.config.get("PROXY_COUNT"):

@@ -3,10 +3,16 @@
 Tests (and embedders) pass a mapping to ``create_app`` which wins over all three. Every
 setting a person may want to change is listed in ``SETTINGS`` so the README table and the
 environment parsing come from one place.
+
+Where each value came from is recorded once, at start (``origins``, kept in the app
+config as ``SETTING_ORIGINS``), for the admins' settings page: a value read from the
+environment later could differ from what the running process loaded. Secrets
+(``is_secret``) are only ever shown as set or unset.
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
 import secrets
@@ -17,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parent
@@ -269,3 +276,91 @@ def limits_storage_uri(redis_url: str) -> str:
     if redis_url.startswith("unix://"):
         return "redis+unix://" + redis_url.removeprefix("unix://")
     return redis_url
+
+
+# -- where each setting came from (the admins' settings page) -------------------------------
+
+
+class Origin(enum.StrEnum):
+    DEFAULT = "default"
+    INSTANCE = "instance/config.py"
+    ENVIRONMENT = "environment"
+    APPLICATION = "create_app"  # a mapping passed by tests or an embedding program
+
+
+SECRET_WORDS = ("SECRET", "PASSWORD", "KEY", "TOKEN")
+
+
+def instance_file_keys(path: Path) -> set[str]:
+    """The names ``instance/config.py`` sets (read as Flask reads it: upper-case names)."""
+    from flask import Config
+
+    found = Config(str(path.parent))
+    found.from_pyfile(path.name, silent=True)
+    return set(found)
+
+
+def origins(
+    overrides: Mapping[str, Any], instance_file: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """For every setting of ``SETTINGS``, which layer gave its value (the last one wins)."""
+    from_env = from_environment(dict(os.environ if environ is None else environ))
+    in_file = instance_file_keys(instance_file)
+    found: dict[str, str] = {}
+    for setting in SETTINGS:
+        origin = Origin.DEFAULT
+        if setting.key in in_file:
+            origin = Origin.INSTANCE
+        if setting.key in from_env:
+            origin = Origin.ENVIRONMENT
+        if setting.key in overrides:
+            origin = Origin.APPLICATION
+        found[setting.key] = origin.value
+    return found
+
+
+def is_secret(key: str, value: Any) -> bool:
+    """Keys, passwords, tokens, and URLs that carry a password: never shown."""
+    if any(word in key.upper() for word in SECRET_WORDS):
+        return True
+    if isinstance(value, str) and "://" in value:
+        try:
+            return urlsplit(value).password is not None
+        except ValueError:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class SettingView:
+    """One row of the settings page: what is shown, never a secret's value."""
+
+    key: str
+    env_name: str
+    help: str
+    origin: str
+    secret: bool
+    is_set: bool
+    shown: str
+
+
+def describe(config: Mapping[str, Any]) -> list[SettingView]:
+    """Every setting with its current value (secrets as set/unset) and its origin."""
+    recorded = config.get("SETTING_ORIGINS") or {}
+    rows = []
+    for setting in SETTINGS:
+        value = config.get(setting.key)
+        secret = is_secret(setting.key, value)
+        is_set = value is not None and value != ""
+        rows.append(
+            SettingView(
+                key=setting.key,
+                env_name=f"VAULTDESK_{setting.key}",
+                help=setting.help,
+                origin=recorded.get(setting.key, Origin.DEFAULT.value),
+                secret=secret,
+                is_set=is_set,
+                shown="" if secret or not is_set else str(value),
+            )
+        )
+    return rows

@@ -36,10 +36,11 @@ from app.mail.ingest import file_message
 from app.mail.mailboxes import MailboxForm, save_mailbox
 from app.models import Notification, OutboxMessage, Role
 from app.models.inbound import MailSource
-from app.models.people import Contact, User
-from app.models.tickets import LinkKind
+from app.models.people import Contact, Team, User
+from app.models.tickets import Category, LinkKind
 from app.tickets import assign, link_tickets
 from app.tickets import recipients as recipient_rules
+from app.tickets import tags as tag_rules
 from app.tickets import tasks as task_rules
 from app.tickets.replies import answer
 from tests import factories
@@ -119,7 +120,7 @@ def world(app: Flask, make_user: Any) -> World:
         system = Actor.system()
         agent = db.session.get(User, people[Role.AGENT].id)
         identity = save_identity(system, address="contact@desk.test", name="Desk")
-        add_template(system, identity, "Thanks", "Thank you.")
+        thanks = add_template(system, identity, "Thanks", "Thank you.")
         contact = db.session.get(Contact, people[Role.CUSTOMER].contact_id)
         ticket = factories.ticket("Walked", contact=contact)
         other = factories.ticket("Other")
@@ -163,6 +164,12 @@ def world(app: Flask, make_user: Any) -> World:
                 password="walk-secret",
             ),
         )
+        # What the admin screens act on (teams, categories, tags).
+        team = Team(name="Walkers")
+        category = Category(name="Walked")
+        db.session.add_all([team, category])
+        tag = tag_rules.get_or_create("walked")
+        ticket.tags.append(tag)
         db.session.commit()
         values = {
             "number": ticket.number,
@@ -186,6 +193,10 @@ def world(app: Flask, make_user: Any) -> World:
             "filename": "app.js",
             "kind": "autoresponse",
             "language": "de",
+            "team_id": str(team.id),
+            "category_id": str(category.id),
+            "tag_id": str(tag.id),
+            "template_id": str(thanks.id),
         }
     return World(values, people)
 

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 
-from app.accounts import emailed_links
+from app.accounts import emailed_links, staff_links
 from app.extensions import db, redis_client
 from app.files import recipients
 from app.files.vault_links import Client
@@ -51,6 +51,14 @@ def send_requested_link(kind: str, email: str, client_address: str | None) -> st
 def send_invitation(user_id: int, inviter: str | None, ticket_id: int | None) -> str:
     """A portal invitation an agent sent; a final failure is noted on the ticket."""
     outcome = emailed_links.deliver_invitation(user_id, inviter, ticket_id)
+    db.session.commit()
+    return outcome
+
+
+@job("mail", retry=LINK_RETRY, timeout=60)
+def send_staff_link(user_id: int, kind: str, inviter: str | None) -> str:
+    """A staff invitation or an admin's password reset (``app.accounts.staff_links``)."""
+    outcome = staff_links.deliver(user_id, kind, inviter)
     db.session.commit()
     return outcome
 

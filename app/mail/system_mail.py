@@ -2,7 +2,9 @@
 
 Which mails (``Kind``): the autoresponse to a new ticket, the reopen notice, the pending
 reminder, the auto-close notice, the (internal) escalation notice, and the portal's
-invitation, sign-in link, password reset and file-link access code.
+invitation, sign-in link, password reset and file-link access code; and for staff, the
+invitation an admin sends a new colleague and the password reset an admin sends
+(``app.accounts.staff_links``).
 
 Each exists per sender identity and language: an admin's version (``SystemTemplate``),
 else the default shipped in ``app/mail/system_templates/<language>/<kind>.txt`` (a
@@ -61,6 +63,8 @@ class Kind(enum.StrEnum):
     SIGN_IN_LINK = "sign_in_link"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a template name
     LINK_CODE = "link_code"
+    STAFF_INVITE = "staff_invite"
+    STAFF_PASSWORD_RESET = "staff_password_reset"  # noqa: S105 - a template name
 
 
 TITLES: dict[Kind, str] = {
@@ -73,6 +77,8 @@ TITLES: dict[Kind, str] = {
     Kind.SIGN_IN_LINK: "Portal sign-in link",
     Kind.PASSWORD_RESET: "Portal password reset",
     Kind.LINK_CODE: "File link access code",
+    Kind.STAFF_INVITE: "Staff invitation (new colleague)",
+    Kind.STAFF_PASSWORD_RESET: "Staff password reset (sent by an admin)",
 }
 
 _TICKET = {
@@ -86,6 +92,12 @@ _PORTAL = {
     "customer_name": ("Customer's name", "Nora Customer"),
     "email": ("Customer's sign-in address", "nora@customer.example"),
     "url": ("The link (works once)", "https://desk.example/portal/link/SAMPLE"),
+    "identity_name": ("Name of the sender identity", "Support"),
+}
+_STAFF = {
+    "name": ("The colleague's name", "Ada Agent"),
+    "email": ("Their sign-in address", "ada@desk.example"),
+    "url": ("The link to choose a password (works once)", "https://desk.example/admin/welcome/SAMPLE"),
     "identity_name": ("Name of the sender identity", "Support"),
 }
 
@@ -129,6 +141,12 @@ VARIABLES: dict[Kind, dict[str, tuple[str, Any]]] = {
         "minutes": ("Minutes the code works", 10),
         "identity_name": _TICKET["identity_name"],
     },
+    Kind.STAFF_INVITE: {
+        **_STAFF,
+        "days": ("Days the link works", 7),
+        "inviter": ("Name of the admin who invited", "Ole Admin"),
+    },
+    Kind.STAFF_PASSWORD_RESET: {**_STAFF, "minutes": ("Minutes the link works", 60)},
 }
 
 

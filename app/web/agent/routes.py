@@ -5,7 +5,7 @@ from typing import Any, TypeVar, cast
 
 from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
 from app.actor import Actor, ActorKind
@@ -79,8 +79,11 @@ def _page_context(t: Ticket) -> dict[str, object]:
         "now": utcnow(),
         "statuses": [t.status_enum, *allowed_targets(t.status_enum, ActorKind.STAFF)],
         "priorities": list(Priority),
+        # Active ones, and the ticket's own even when retired (it keeps it; see categories).
         "categories": db.session.scalars(
-            select(Category).where(Category.active.is_(True)).order_by(Category.name)
+            select(Category)
+            .where(or_(Category.active.is_(True), Category.id == t.category_id))
+            .order_by(Category.name)
         ).all(),
         "staff": staff,
         "teams": db.session.scalars(select(Team).order_by(Team.name)).all(),
@@ -362,7 +365,10 @@ def send_again_view(number: str, outbox_id: int) -> Response:
 def identity_templates() -> Response:
     """The template picker for the chosen identity (htmx swaps the options)."""
     identity = _chosen(SenderIdentity, request.args.get("identity_id"), "Answer from")
-    return render("agent/_templates.html", templates=identity.templates if identity else [])
+    number = request.args.get("number")
+    t = ticket_by_number(number) if number else None  # placeholders filled in for it
+    templates = identity.templates if identity else []
+    return render("agent/_templates.html", templates=templates, ticket=t)
 
 
 @bp.get("/tickets/<number>/files/<public_id>")
