@@ -51,6 +51,12 @@ TEMPLATE_LABELS = (
     _l("Normal"),
     _l("High"),
     _l("Urgent"),
+    # vault link states (file_links.html, contact.html)
+    _l("active"),
+    _l("expired"),
+    _l("revoked"),
+    _l("exhausted"),
+    _l("erased"),
 )
 
 
