@@ -64,6 +64,10 @@ UPLOAD_FIELDS = {
     ),
     "portal.new_ticket": ("subject", "description", "category", "priority"),
     "portal.reply": ("body",),
+    "agent.create_ticket_for_customer": (
+        "contact_id", "name", "email", "phone", "account_name", "via", "subject", "body",
+        "priority", "category", "assignee", "confirm",
+    ),
 }  # fmt: skip
 # Walked last: a garbage value they accept ends the session the walk runs in.
 SESSION_ENDING = ("auth.logout", "portal.password")
@@ -183,6 +187,7 @@ def world(app: Flask, make_user: Any) -> World:
             "recipient_id": str(recipient.id),
             "user_id": str(agent.id),
             "contact_id": str(contact.id),
+            "account_id": str(contact.account_id),
             "inbound_id": str(held.inbound_id),
             "identity_id": str(identity.id),
             "mailbox_id": str(mailbox.id),

@@ -260,3 +260,31 @@ def active_link_count(now: datetime, *, contact: Contact | None = None, email: s
     if email.strip():
         condition = or_(condition, VaultLink.recipient_email == email.strip().lower())
     return db.session.scalar(_active_count(now, condition)) or 0
+
+
+def links_of_contact(contact: Contact, *, page: int = 1, per_page: int = 50) -> Page[VaultLink]:
+    """Links issued to a contact (by contact or by address), newest first: the same links
+    ``revoke_customer_links`` would take (for the agent's customer page)."""
+    condition = or_(
+        VaultLink.contact_id == contact.id, VaultLink.recipient_email == contact.email.lower()
+    )
+    stmt = (
+        select(VaultLink)
+        .join(VaultLink.file)
+        .outerjoin(VaultLink.ticket)
+        .outerjoin(VaultLink.contact)
+        .where(condition)
+    )
+    ordered = _with_row_data(stmt).order_by(VaultLink.created_at.desc(), VaultLink.id)
+    return paginate(ordered, page, per_page, total=count_of(stmt))
+
+
+def contact_events(contact: Contact, *, page: int = 1, per_page: int = 50) -> Page[DownloadEvent]:
+    """Download attempts through the contact's links and by their portal login, newest first."""
+    links = select(VaultLink.id).where(
+        or_(VaultLink.contact_id == contact.id, VaultLink.recipient_email == contact.email.lower())
+    )
+    condition = DownloadEvent.link_id.in_(links)
+    if contact.user_id is not None:
+        condition = or_(condition, DownloadEvent.user_id == contact.user_id)
+    return _events_page(_events(condition), page, per_page)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import Row, insert, inspect
 from sqlalchemy.orm import make_transient_to_detached
 
 from app import audit
-from app.actor import Actor
+from app.actor import Actor, ActorKind
+from app.errors import InvalidInput
 from app.extensions import db
+from app.models.files import VaultFile
 from app.models.people import Account, Contact, Team, User
 from app.models.tickets import (
     Category,
@@ -25,7 +29,7 @@ from app.models.tickets import (
 from app.models.types import utcnow
 from app.notifications import NotificationKind, notify
 from app.tickets import recipients, search
-from app.tickets.errors import InvalidTicketChange
+from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
 from app.tickets.numbering import next_number
 from app.tickets.stream import entry_row, is_customer_activity
 from app.tickets.tags import apply_tags
@@ -74,6 +78,7 @@ def create_ticket(
     assignee: User | None = None,
     team: Team | None = None,
     tags: list[str] | None = None,
+    entry_data: dict[str, Any] | None = None,
 ) -> Ticket:
     """Create a ticket with its number, first stream entry, recipients and audit row.
 
@@ -84,6 +89,9 @@ def create_ticket(
     ingestion opens hundreds of tickets a second, and the unit of work for a ticket with a
     dozen relationships cost several times the SQL itself (``bench/ticket_create.py``). The
     ticket comes back as a persistent object whose collections load on first access.
+
+    ``entry_data`` adds keys to the first entry's data (``open_for_customer``: how the
+    customer reached the agent, and whose words the entry holds).
     """
     subject = " ".join(subject.split())
     if not subject:
@@ -108,7 +116,7 @@ def create_ticket(
         actor,
         body_text=body_text,
         body_html=body_html,
-        data={"channel": channel.value},
+        data={"channel": channel.value, **(entry_data or {})},
         at=now,
     )
     from_customer = is_customer_activity(actor, internal=False)
@@ -152,4 +160,86 @@ def create_ticket(
         priority=ticket.priority,
     )
     notify(NotificationKind.NEW_TICKET, ticket, actor, text=subject)
+    return ticket
+
+
+class Intake(enum.StrEnum):
+    """How a customer reached the agent who opens a ticket for them.
+
+    The ticket's ``channel`` stays ``agent`` (an agent opened it): widening the channel's
+    CHECK constraint would mean rebuilding the ticket table on SQLite, whose implicit
+    DELETE with foreign keys on would cascade into every stream. The intake is a fact of
+    the first entry (``data["via"]``) and of the audit row, where the ticket page and
+    reports read it.
+    """
+
+    PHONE = "phone"
+    WALK_IN = "walk_in"
+    MAIL = "mail"  # a mail that reached someone outside the desk's mailboxes
+    OTHER = "other"
+
+
+def open_for_customer(
+    actor: Actor,
+    *,
+    contact: Contact,
+    via: Intake,
+    subject: str,
+    body: str,
+    files: list[VaultFile] | None = None,
+    priority: Priority = Priority.NORMAL,
+    category: Category | None = None,
+    assignee: User | None = None,
+    confirm: bool = False,
+) -> Ticket:
+    """An agent opens a ticket on a customer's behalf (phone call, walk-in, forwarded mail).
+
+    The first entry is a public message in the agent's name that holds the customer's
+    request as the agent took it down; ``data["from"]`` names the customer, which is who
+    the optional confirmation (the autoresponse, ``app.mail.autoresponse``, with all its
+    rules: never to robots or staff, once per period) answers. Files must be this agent's
+    own uploads not yet attached anywhere: anything else is refused, so no request can
+    move someone else's file onto a new ticket. Audited (``ticket.create`` and
+    ``ticket.open_for_customer``); nothing is committed.
+    """
+    if actor.kind is not ActorKind.STAFF or actor.user is None:
+        raise TransitionNotAllowed(_("Only staff open tickets for customers."))
+    files = files or []
+    for file in files:
+        if file.uploaded_by_id != actor.user_id or file.ticket_id is not None:
+            raise InvalidInput(_("Only files you uploaded with this form can be attached."))
+    body = body.strip()
+    if not body:
+        raise InvalidTicketChange(_("Write down what the customer asked for."))
+    ticket = create_ticket(
+        Channel.AGENT,
+        actor,
+        subject=subject,
+        body_text=body,
+        priority=priority,
+        category=category,
+        contact=contact,
+        assignee=assignee,
+        entry_data={"via": Intake(via).value, "from": contact.email},
+    )
+    first = ticket.entries[0]
+    for file in files:
+        file.ticket = ticket
+        file.entry = first
+    audit.record_now(
+        actor,
+        "ticket.open_for_customer",
+        "ticket",
+        ticket.number,
+        ticket_id=ticket.id,
+        via=Intake(via).value,
+        contact_id=contact.id,
+        files=len(files),
+        confirmation=confirm,
+    )
+    if confirm:
+        from app.jobs import enqueue_after_commit
+        from app.jobs.mail import send_autoresponse
+
+        enqueue_after_commit(send_autoresponse, (ticket.id,))
     return ticket

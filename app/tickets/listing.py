@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from flask import current_app
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import aliased, joinedload, lazyload
 
 from app.actor import Actor
@@ -269,15 +270,19 @@ def list_tickets(
     now = now or utcnow()
     dialect = db.session.get_bind().dialect.name
     matched = search.matches(dialect, query.text) if query.text else None
-    if query.text and matched is None:  # only punctuation: nothing can match
+    direct = search.direct_matches(query.text, ticket_prefix()) if query.text else None
+    if query.text and matched is None and direct is None:  # only punctuation: no match
         return ListPage(query, [], 0, per_page)
 
     conditions = _conditions(query, viewer, now)
     # Rank once and reuse the ids: ranking is the expensive part of a search (bm25 over
-    # every match), and the count and the page would otherwise each pay for it.
+    # every match), and the count and the page would otherwise each pay for it. Tickets
+    # named by number or customer come first, then the text hits by relevance.
     hits: dict[int, int] | None = None
-    if matched is not None:
-        hits = {row.ticket_id: n for n, row in enumerate(db.session.execute(matched))}
+    if query.text:
+        hits = {}
+        for ticket_id in db.session.scalars(_hits_statement(matched, direct)):
+            hits.setdefault(ticket_id, len(hits))
         conditions.append(Ticket.id.in_(list(hits)))
     base = select(Ticket.id).where(*conditions)
     total = db.session.scalar(select(func.count()).select_from(base.subquery())) or 0
@@ -311,6 +316,50 @@ def list_tickets(
         for ticket, viewer_at, manager_at in db.session.execute(stmt).unique()
     ]
     return ListPage(query, rows, total, per_page)
+
+
+# Below every rank either full-text dialect gives (bm25 and -ts_rank are small numbers,
+# the newest-first fallback is -rowid): tickets named by number or customer come first.
+_NAMED_RANK = -1e18
+
+
+def _hits_statement(matched: Select[Any] | None, direct: Select[Any] | None) -> Select[Any]:
+    """One statement for the text hits and the tickets named by number or customer."""
+    parts = []
+    if direct is not None:
+        named = direct.subquery()
+        parts.append(select(named.c.id.label("ticket_id"), literal(_NAMED_RANK).label("rank")))
+    if matched is not None:
+        ranked = matched.subquery()
+        parts.append(select(ranked.c.ticket_id, ranked.c.rank))
+    both = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    return select(both.c.ticket_id).order_by(both.c.rank, both.c.ticket_id.desc())
+
+
+def ticket_prefix() -> str:
+    """The prefix new numbers get (``T`` in ``T-104233``): bare digits are read with it."""
+    return str(current_app.config["TICKET_PREFIX"])
+
+
+def jump_target(text: str) -> Ticket | None:
+    """The ticket a search names by its number alone, e.g. ``T-104233`` or ``104233``.
+
+    Every agent may open every ticket (the agent blueprint's guard), so an exact number is
+    enough. Bare digits are read with today's prefix first and then with any prefix, so a
+    ticket numbered before the prefix changed is still found (only when that is unique).
+    """
+    lone = search.lone_number(text, ticket_prefix())
+    if lone is None:
+        return None
+    number, typed_prefix = lone
+    ticket = db.session.scalar(select(Ticket).where(Ticket.number == number))
+    if ticket is not None or typed_prefix:
+        return ticket
+    digits = number.rpartition("-")[2]
+    found = db.session.scalars(
+        select(Ticket).where(Ticket.number.endswith(f"-{digits}", autoescape=True)).limit(2)
+    ).all()
+    return found[0] if len(found) == 1 else None
 
 
 def _sorted(

@@ -34,17 +34,20 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     ForeignKey,
     Integer,
     MetaData,
     Select,
     Table,
+    and_,
     bindparam,
     event,
     func,
     inspect,
     literal_column,
+    or_,
     select,
     text,
 )
@@ -52,6 +55,7 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Session
 
 from app.extensions import db
+from app.models.people import Account, Contact
 from app.models.tickets import EntryKind, StreamEntry, Ticket
 
 SEARCH_TABLE = "ticket_search"
@@ -239,4 +243,88 @@ def matches(dialect: str, query: str) -> Select[Any] | None:
         .where(fts.op("MATCH")(expression))
         .order_by(rank)
         .limit(MAX_HITS)
+    )
+
+
+# --- numbers and people --------------------------------------------------------------------
+#
+# The full-text index holds subjects and messages, not the ticket's number nor who the
+# customer is. Agents search for both all day ("T-104233" read out on the phone, "Schmidt",
+# "acme.test", "Acme GmbH"), so a list search also takes, before the ranked text hits:
+#
+# - tickets whose number is a term of the query: ``T-104233``, ``#T-104233``, ``[#T-104233]``
+#   or the bare digits ``104233`` (the configured prefix is put in front; a prefix typed by
+#   the agent is honoured, so tickets numbered under an older prefix stay findable);
+# - tickets whose contact (name or address), account (name) or submitter address matches
+#   every other word of the query, as a case-insensitive substring.
+#
+# Both are index lookups or scans of the (small) contact and account tables, never a scan
+# of the tickets, so they cost the same on SQLite and PostgreSQL.
+
+# Shorter words ("a", "e" of "e-mail") would name half the customers.
+MIN_PERSON_WORD = 2
+_NUMBER = re.compile(r"^\W*(?:([A-Za-z]{1,10})-)?(\d{4,12})\W*$")
+
+
+def number_terms(query: str, prefix: str) -> tuple[list[str], list[str]]:
+    """The query split into ticket numbers (spelt as stored) and the remaining words."""
+    numbers: list[str] = []
+    words: list[str] = []
+    for token in (query or "").split()[:20]:
+        match = _NUMBER.match(token)
+        if match is None:
+            words.extend(terms(token))
+            continue
+        given, digits = match.groups()
+        numbers.append(f"{(given or prefix).upper()}-{digits}")
+    return numbers, words
+
+
+def lone_number(query: str, prefix: str) -> tuple[str, bool] | None:
+    """The ticket number when it is the whole query (what makes a search jump to it),
+    and whether the agent typed its prefix."""
+    tokens = (query or "").split()
+    match = _NUMBER.match(tokens[0]) if len(tokens) == 1 else None
+    if match is None:
+        return None
+    given, digits = match.groups()
+    return f"{(given or prefix).upper()}-{digits}", given is not None
+
+
+def _people_condition(words: list[str]) -> ColumnElement[bool] | None:
+    """Tickets whose customer, account or submitter matches every word (None: no words)."""
+    if not words:
+        return None
+    words = [w for w in words if len(w) >= MIN_PERSON_WORD]
+    if not words:
+        return None
+    per_word = []
+    for word in words:
+        contacts = select(Contact.id).where(
+            or_(
+                Contact.name.icontains(word, autoescape=True),
+                Contact.email.icontains(word, autoescape=True),
+            )
+        )
+        accounts = select(Account.id).where(Account.name.icontains(word, autoescape=True))
+        either = [Ticket.contact_id.in_(contacts), Ticket.account_id.in_(accounts)]
+        if "@" in word:
+            either.append(Ticket.submitter_email == word.lower())
+        per_word.append(or_(*either))
+    return and_(*per_word)
+
+
+def direct_matches(query: str, prefix: str) -> Select[Any] | None:
+    """Ids of tickets the query names by number or by customer/account (see above)."""
+    numbers, words = number_terms(query, prefix)
+    conditions: list[ColumnElement[bool]] = []
+    if numbers:
+        conditions.append(Ticket.number.in_(numbers))
+    people = _people_condition(words)
+    if people is not None:
+        conditions.append(people)
+    if not conditions:
+        return None
+    return (
+        select(Ticket.id).where(or_(*conditions)).order_by(Ticket.updated_at.desc()).limit(MAX_HITS)
     )

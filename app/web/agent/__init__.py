@@ -10,9 +10,11 @@ guard_blueprint(bp, Role.AGENT, Role.SUPERVISOR)
 
 from app.web.agent import (  # noqa: E402,F401
     contacts,
+    customers,
     drafts,
     lists,
     mail_review,
+    new_ticket,
     notifications,
     routes,
     ticket_side,

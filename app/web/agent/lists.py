@@ -6,6 +6,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import current_app, flash, g, make_response, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from werkzeug.datastructures import MultiDict
@@ -15,7 +17,7 @@ from werkzeug.wrappers import Response
 from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
-from app.htmx import oob_flash, render, wants_fragment
+from app.htmx import go_to, is_boosted, is_htmx, oob_flash, render, wants_fragment
 from app.models.tickets import Priority, Status
 from app.params import choice, int_id, int_ids, required_choice
 from app.tickets import listing
@@ -31,11 +33,41 @@ from app.web.agent import bp
 from app.web.agent.notifications import tagged, with_bell
 from app.web.guards import safe_next
 
+# Labels the list templates translate as ``_(label)``: named here so that ``pybabel
+# extract`` finds them (``app.tickets.listing`` and the models keep plain English).
+TEMPLATE_LABELS = (
+    _l("Inbox"),
+    _l("Dispatcher"),
+    _l("All"),
+    _l("Work"),
+    _l("Open"),
+    _l("Closed"),
+    _l("New"),
+    _l("In Progress"),
+    _l("Pending"),
+    _l("Waiting on Third Party"),
+    _l("Resolved"),
+    _l("Low"),
+    _l("Normal"),
+    _l("High"),
+    _l("Urgent"),
+    # vault link states (file_links.html, contact.html)
+    _l("active"),
+    _l("expired"),
+    _l("revoked"),
+    _l("exhausted"),
+    _l("erased"),
+)
+
 
 @bp.get("/list/<view>")
 def list_view(view: str) -> Response:
     """A list of tickets; htmx filter, sort and page requests get only the table."""
     query = ListQuery.from_args(view, request.args)
+    if query.text and _searched_on_purpose():
+        target = listing.jump_target(query.text)
+        if target is not None:
+            return go_to(url_for("agent.ticket", number=target.number))
     # The table polls every 20 s; while no ticket changed the answer is a bare 304.
     etag = tagged(listing.list_etag(current_user, query, request.query_string.decode()))
     if etag in request.if_none_match:
@@ -56,6 +88,18 @@ def list_view(view: str) -> Response:
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+def _searched_on_purpose() -> bool:
+    """A search the agent sent (Enter, the Filter button, a link, a typed URL), not a poll.
+
+    Only these jump to a ticket named by its number: the table's 20 s poll repeats the
+    search, and search-as-you-type sends "110000" on the way to "1100005", which must not
+    carry the agent off to another ticket. Typing shows the exact match as the first row.
+    """
+    if not is_htmx():
+        return True
+    return is_boosted() or request.headers.get("HX-Trigger") == "list-filters"
 
 
 @bp.get("/nav")
@@ -84,7 +128,7 @@ def bulk() -> Response:
     form = request.form
     action = choice(BulkAction, form.get("action"), "bulk action")
     if action is None:
-        raise InvalidInput("Choose what to do with the ticked tickets.")
+        raise InvalidInput(_("Choose what to do with the ticked tickets."))
     ids = int_ids(form.getlist("ticket"), "ticket")
     if action is BulkAction.STATUS:
         status = required_choice(Status, form.get("status"), "status")
@@ -100,13 +144,7 @@ def bulk() -> Response:
         tag=form.get("tag"),
     )
     db.session.commit()
-    verbs = {
-        BulkAction.ASSIGN: "Assigned",
-        BulkAction.STATUS: "Changed the status of",
-        BulkAction.TAG: "Tagged",
-        BulkAction.READ: "Marked as read",
-    }
-    flash(result.summary(verbs[action]), "success")
+    flash(_bulk_summary(action, result), "success")
     back = safe_next(form.get("next"), url_for("agent.inbox"))
     if not wants_fragment():
         return redirect(back, code=303)
@@ -124,6 +162,25 @@ def bulk() -> Response:
     response = make_response(table + oob_flash())
     response.vary.add("HX-Request")
     return response
+
+
+def _bulk_summary(action: BulkAction, result: listing.BulkResult) -> str:
+    """What the bulk change did, in the agent's language (a whole sentence per action)."""
+    n = len(result.changed)
+    done = {
+        BulkAction.ASSIGN: _("Assigned %(num)d ticket(s).", num=n),
+        BulkAction.STATUS: _("Changed the status of %(num)d ticket(s).", num=n),
+        BulkAction.TAG: _("Tagged %(num)d ticket(s).", num=n),
+        BulkAction.READ: _("Marked as read %(num)d ticket(s).", num=n),
+    }[action]
+    if not result.unchanged:
+        return done
+    already = _(
+        "%(num)d already were: %(numbers)s.",
+        num=len(result.unchanged),
+        numbers=", ".join(result.unchanged),
+    )
+    return f"{done} {already}"
 
 
 def _list_query_of(path: str) -> ListQuery:
