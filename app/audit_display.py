@@ -161,7 +161,9 @@ class Namer:
         self.users = self._load(User, User.id, user_ids)
         self.teams = self._load(Team, Team.id, _ids(d.get("team_id") for d in details))
         self.contacts = self._load(Contact, Contact.id, _ids(by_type.get("contact", ())))
-        self.files = self._load(VaultFile, VaultFile.public_id, by_type.get("file", set()))
+        file_keys = set(by_type.get("file", set()))
+        file_keys |= {d["file"] for d in details if isinstance(d.get("file"), str)}
+        self.files = self._load(VaultFile, VaultFile.public_id, file_keys)
         self.links = {
             link.id: link
             for link in self._load(VaultLink, VaultLink.id, by_type.get("link", set())).values()
@@ -253,6 +255,8 @@ class Namer:
         if key == "team_id":
             team = self.teams.get(_int(value))
             return team.name if team else (_("no team") if value is None else str(value))
+        if key == "file" and isinstance(value, str) and value in self.files:
+            return self.files[value].display_name
         if key == "size" and isinstance(value, int):
             return format_size(value)
         if key in ("from", "to"):
