@@ -24,7 +24,7 @@ from wtforms import SelectChoice
 
 from app import audit_queries
 from app.actor import Actor
-from app.audit_display import OBJECT_KINDS, action_label, describe, download_actor
+from app.audit_display import OBJECT_KINDS, Named, action_label, describe, download_actor
 from app.extensions import db
 from app.files import queries, vault_links
 from app.htmx import render, wants_fragment
@@ -109,6 +109,8 @@ def audit_export() -> Response:
     def rows() -> Any:
         for chunk in audit_queries.audit_chunks(filters):
             for item in describe(chunk):
+                obj = item.object or Named("")
+                ticket = item.ticket or (obj if item.row.object_type == "ticket" else None)
                 yield (
                     item.row.at.isoformat(),
                     format_when(item.row.at),
@@ -116,22 +118,18 @@ def audit_export() -> Response:
                     item.actor.detail or "",
                     item.row.action,
                     item.sentence,
-                    item.object.kind if item.object else "",
-                    item.object.label if item.object else "",
-                    item.ticket.label
-                    if item.ticket
-                    else (
-                        item.object.label
-                        if item.row.object_type == "ticket" and item.object
-                        else ""
-                    ),
+                    obj.kind,
+                    obj.label,
+                    obj.detail or "",
+                    ticket.label if ticket else "",
                     item.facts_text,
                     item.row.client_address or "",
                 )
 
     header = (
         _("Time (UTC)"), _("Time"), _("Who"), _("Address of who"), _("Action"), _("What"),
-        _("Object type"), _("Object"), _("Ticket"), _("Details"), _("Network"),
+        _("Object type"), _("Object"), _("About the object"), _("Ticket"), _("Details"),
+        _("Network"),
     )  # fmt: skip
     return csv_response("audit-log", header, rows())
 
