@@ -597,7 +597,9 @@ def test_file_page_shows_link_and_staff_downloads(app: Any, client: Any, officer
         )
         db.session.commit()
     html = client.get(f"/compliance/files/{w.file_a}").get_data(as_text=True)
-    assert f"staff: {w.agent_name}" in html and "StaffBrowser/2" in html and "10.1.2.0/24" in html
+    staff = '<span class="small muted who-kind">Staff</span>\n        <span class="who-name">'
+    assert f"{staff}{w.agent_name}</span>" in html
+    assert "StaffBrowser/2" in html and "10.1.2.0/24" in html
     assert "Curious/1.0" in html
     assert f'<tr id="link-{w.a}"' in html and f'<tr id="link-{w.b}"' not in html
     assert f'action="/compliance/tickets/{w.t1}/revoke-links"' in html

@@ -10,7 +10,7 @@ from app.actor import Actor
 from app.errors import Forbidden, InvalidInput
 from app.i18n import LANGUAGES, is_zone
 from app.models.people import Contact, User
-from app.models.tickets import Channel, Ticket
+from app.models.tickets import Channel, DataSubjectRequest, Ticket
 from app.tickets import create_ticket
 
 
@@ -55,14 +55,17 @@ def request_data_copy(user: User, *, client_address: str | None) -> Ticket:
     """A data-subject access request (GDPR Art. 15) as a ticket the desk must answer.
 
     Until the GDPR work produces the export itself, the request reaches compliance the
-    way every other request does: as a ticket with a clear subject, in the inbox.
+    way every other request does: as a ticket with a clear subject, in the inbox. The
+    ticket is marked ``data_subject_request`` in the same transaction, which is what lets
+    compliance officers read it (read-only) without an agent's rights.
     """
     contact: Contact | None = user.contact
     if contact is None:
         raise Forbidden(_("Your account is not linked to a customer record."))
-    return create_ticket(
+    actor = Actor.customer(user, client_address=client_address)
+    ticket = create_ticket(
         Channel.PORTAL,
-        Actor.customer(user, client_address=client_address),
+        actor,
         subject="Request for a copy of my personal data (GDPR Art. 15)",
         body_text=(
             f"{user.name} <{user.email}> asks for a copy of the personal data "
@@ -71,3 +74,6 @@ def request_data_copy(user: User, *, client_address: str | None) -> Ticket:
         contact=contact,
         tags=["gdpr"],
     )
+    ticket.data_subject_request = DataSubjectRequest.ACCESS.value
+    audit.record(actor, "gdpr.access_request", "ticket", ticket.number, ticket_id=ticket.id)
+    return ticket

@@ -18,6 +18,7 @@ from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
 from app.files.names import display_name
+from app.i18n import format_size
 from app.models.files import FileKind, VaultFile
 from app.models.tickets import StreamEntry, Ticket
 from app.models.types import utcnow
@@ -96,12 +97,8 @@ def deferred_durability() -> Iterator[None]:
 
 
 def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
+    """The size in the reader's language ("1,5 MB" in German); see ``app.i18n.format_size``."""
+    return format_size(size)
 
 
 def _looks_like_text(head: bytes) -> bool:

@@ -85,6 +85,16 @@ class TicketType(enum.StrEnum):
     REQUEST = "request"
 
 
+class DataSubjectRequest(enum.StrEnum):
+    """What a data-subject request ticket asks for; set once, by the request that opens it.
+
+    A column of its own, not a tag or the ticket type: agents change those, and this mark
+    decides what compliance officers may read (see ``app.web.compliance.requests``).
+    """
+
+    ACCESS = "access"  # GDPR Art. 15: a copy of the personal data
+
+
 class EntryKind(enum.StrEnum):
     MAIL_IN = "mail_in"
     MAIL_OUT = "mail_out"
@@ -177,6 +187,7 @@ class Ticket(db.Model):
         enum_check("priority", Priority, "priority_known"),
         enum_check("channel", Channel, "channel_known"),
         enum_check("type", TicketType, "type_known"),
+        enum_check("data_subject_request", DataSubjectRequest, "data_subject_request_known"),
         # Lists filter on one or two of these columns and sort by updated_at: each index
         # ends in it, so the newest page comes off the index in order. A lone index on a
         # column with a handful of values (priority, a flag) looked to SQLite's planner,
@@ -196,6 +207,7 @@ class Ticket(db.Model):
     priority: Mapped[str] = mapped_column(String(10), default=Priority.NORMAL.value)
     type: Mapped[str] = mapped_column(String(16), default=TicketType.QUESTION.value)
     channel: Mapped[str] = mapped_column(String(10))
+    data_subject_request: Mapped[str | None] = mapped_column(String(16), index=True)
     category_id: Mapped[int | None] = mapped_column(
         ForeignKey("category.id", ondelete="SET NULL"), index=True
     )

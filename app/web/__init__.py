@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, make_response, render_template
@@ -19,7 +18,6 @@ from app.errors import DomainError
 from app.extensions import db, login_manager
 from app.htmx import install as install_htmx
 from app.htmx import is_htmx, message_to_flash
-from app.i18n import viewer_zone
 from app.models.people import Role
 from app.params import IdConverter
 from app.web.guards import sign_in_redirect
@@ -41,13 +39,6 @@ def navigation() -> list[tuple[Any, str]]:
     if not current_user.is_authenticated:
         return []
     return [(label, ep) for label, ep, roles in NAVIGATION if current_user.has_role(*roles)]
-
-
-def localtime(value: datetime | None) -> str:
-    """Show a stored UTC time in the viewer's zone (the company's for anonymous pages)."""
-    if value is None:
-        return ""
-    return value.astimezone(viewer_zone()).strftime("%d %b %Y %H:%M")
 
 
 def error_page(status: int, title: str, message: str) -> Response:
@@ -84,8 +75,6 @@ def register_web(app: Flask) -> None:
     login_manager.user_loader(load_user)
     login_manager.unauthorized_handler(sign_in_redirect)
     login_manager.session_protection = "basic"
-
-    app.add_template_filter(localtime)
 
     @app.context_processor
     def _layout() -> dict[str, Any]:

@@ -5,6 +5,10 @@ the page it came from); htmx swaps single rows in place, a refused row action co
 as the row with its error (422). Bulk revocations are plain (non-boosted) forms on
 purpose: they are rare and final, and their refusals re-render the whole page with the
 form's errors and what was typed.
+
+Every list (audit log, links, downloads) keeps its filters in the URL and exports them as
+CSV (``export.py``). Tickets opened by data-subject requests are readable here, read-only
+and with their internal notes (see ``request_ticket``); every other ticket is a 404.
 """
 
 from __future__ import annotations
@@ -12,26 +16,31 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
+from app import audit_queries
 from app.actor import Actor
+from app.audit_display import OBJECT_KINDS, Named, action_label, describe, download_actor
 from app.extensions import db
 from app.files import queries, vault_links
 from app.htmx import render, wants_fragment
-from app.models.audit import AuditLog
+from app.i18n import format_when, viewer_zone
 from app.models.files import VaultLink
 from app.models.people import Contact
+from app.models.tickets import DataSubjectRequest
 from app.models.types import utcnow
-from app.pagination import paginate
 from app.params import page_number
 from app.tickets.lookup import ticket_by_number
 from app.web.compliance import bp
+from app.web.compliance.export import csv_response
 from app.web.compliance.forms import (
     CONFIRM_WORD,
+    OUTCOME_LABELS,
+    STATE_LABELS,
     AddressLinksForm,
     DownloadFilterForm,
     LinkFilterForm,
@@ -49,27 +58,106 @@ EVENTS_PER_PAGE = 100
 CUSTOMERS_PER_PAGE = 50
 
 
+def _period() -> tuple[audit_queries.Period, dict[str, str], list[str]]:
+    """The ``from``/``to`` days of the URL in the viewer's zone, and what was not a date."""
+    raw = {key: (request.args.get(key) or "").strip()[:10] for key in ("from", "to")}
+    days = {key: audit_queries.parse_day(value) for key, value in raw.items()}
+    errors = [
+        _("“%(value)s” is not a date; that end of the period is open.", value=value)
+        for key, value in raw.items()
+        if value and days[key] is None
+    ]
+    kept = {key: value for key, value in raw.items() if days[key] is not None}
+    return audit_queries.period(days["from"], days["to"], viewer_zone().key), kept, errors
+
+
+def _audit_filters() -> tuple[audit_queries.AuditFilters, dict[str, str], list[str]]:
+    period, days, errors = _period()
+    args = {key: (request.args.get(key) or "").strip()[:200] for key in ("actor", "object")}
+    args["kind"] = (request.args.get("kind") or "").strip()[:32]
+    args["action"] = (request.args.get("action") or "").strip()[:64]
+    filters = audit_queries.AuditFilters(period=period, **args)
+    return filters, _filter_args({**args, **days}), errors
+
+
 @bp.get("/")
 def home() -> Response:
-    """The audit log, newest first, filtered by action prefix (``auth.``, ``ticket.``)."""
-    action = (request.args.get("action") or "").strip()
-    page = _page()
-    stmt = select(AuditLog)
-    if action:
-        stmt = stmt.where(AuditLog.action.startswith(action, autoescape=True))
-    result = paginate(stmt.order_by(AuditLog.id.desc()), page, PER_PAGE)
+    """The audit log, newest first: who, what, on which object, in words; filters in the URL."""
+    filters, args, errors = _audit_filters()
+    result = audit_queries.audit_page(filters, _page(), PER_PAGE)
+    actions = audit_queries.audit_actions()
+    groups = sorted({a.partition(".")[0] + "." for a in actions} | {"auth.", "ticket.", "link."})
+    kinds = sorted(set(audit_queries.audit_object_kinds()) | set(OBJECT_KINDS) - {""})
     return render(
         "compliance/home.html",
         "audit_table",
-        rows=result.rows,
-        action=action,
-        page=result.page,
-        pages=result.pages,
-        total=result.total,
+        rows=describe(result.rows),
+        result=result,
+        args=args,
+        errors=errors,
+        action_choices=[(g, _("%(group)s (all)", group=action_label(g[:-1]))) for g in groups]
+        + [(a, action_label(a)) for a in actions],
+        kind_choices=[(k, str(OBJECT_KINDS.get(k, k.replace("_", " ")))) for k in kinds],
     )
 
 
+@bp.get("/audit.csv")
+def audit_export() -> Response:
+    """The audit log with the screen's filters, every row, as CSV."""
+    filters, _args, _errors = _audit_filters()
+
+    def rows() -> Any:
+        for chunk in audit_queries.audit_chunks(filters):
+            for item in describe(chunk):
+                obj = item.object or Named("")
+                ticket = item.ticket or (obj if item.row.object_type == "ticket" else None)
+                yield (
+                    item.row.at.isoformat(),
+                    format_when(item.row.at),
+                    item.actor.label,
+                    item.actor.detail or "",
+                    item.row.action,
+                    item.sentence,
+                    obj.kind,
+                    obj.label,
+                    obj.detail or "",
+                    ticket.label if ticket else "",
+                    item.facts_text,
+                    item.row.client_address or "",
+                )
+
+    header = (
+        _("Time (UTC)"), _("Time"), _("Who"), _("Address of who"), _("Action"), _("What"),
+        _("Object type"), _("Object"), _("About the object"), _("Ticket"), _("Details"),
+        _("Network"),
+    )  # fmt: skip
+    return csv_response("audit-log", header, rows())
+
+
 # -- helpers -------------------------------------------------------------------------------
+
+
+@bp.app_template_global()
+def state_label(state: str) -> str:
+    """A link's state in the reader's language."""
+    return str(STATE_LABELS.get(state, state))
+
+
+@bp.app_template_global()
+def outcome_label(outcome: str) -> str:
+    """A download attempt's outcome in the reader's language."""
+    return str(OUTCOME_LABELS.get(outcome, outcome))
+
+
+@bp.app_template_global()
+def request_kind_label(kind: str | None) -> str:
+    """What a data-subject request asks for, in the reader's language."""
+    if kind == DataSubjectRequest.ACCESS:
+        return _("A copy of their personal data (GDPR Art. 15)")
+    return kind or ""
+
+
+bp.add_app_template_global(download_actor, "download_actor")
 
 
 def _actor() -> Actor:
@@ -91,7 +179,7 @@ def _back(form: ReasonForm, fallback: str) -> Response:
 
 
 def _links_revoked(count: int) -> str:
-    return f"{count} link revoked." if count == 1 else f"{count} links revoked."
+    return _("1 link revoked.") if count == 1 else _("%(count)s links revoked.", count=count)
 
 
 def _filter_args(data: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +245,41 @@ def links() -> Response:
     return _links_page()
 
 
+@bp.get("/links.csv")
+def links_export() -> Response:
+    """The links list with the screen's filters, every row, as CSV."""
+    _form, filters = _link_filters()
+    now = utcnow()
+
+    def rows() -> Any:
+        for chunk in audit_queries.link_chunks(filters, now):
+            for link in chunk:
+                yield (
+                    link.id,
+                    link.file.display_name,
+                    link.ticket.number if link.ticket else "",
+                    link.contact.name if link.contact else "",
+                    link.contact.email if link.contact else "",
+                    link.recipient_email or "",
+                    link.issued_by.name if link.issued_by else "",
+                    link.created_at.isoformat(),
+                    link.expires_at.isoformat() if link.expires_at else "",
+                    link.download_count,
+                    "" if link.max_downloads is None else link.max_downloads,
+                    link.state(now).value,
+                    link.revoked_at.isoformat() if link.revoked_at else "",
+                    link.revoked_by.name if link.revoked_by else "",
+                    link.revoke_reason or "",
+                )
+
+    header = (
+        _("Link"), _("File"), _("Ticket"), _("Customer"), _("Customer address"), _("Sent to"),
+        _("Issued by"), _("Created (UTC)"), _("Expires (UTC)"), _("Downloads"),
+        _("Download limit"), _("State"), _("Revoked (UTC)"), _("Revoked by"), _("Reason"),
+    )  # fmt: skip
+    return csv_response("links", header, rows())
+
+
 def _link_row(
     link: VaultLink, *, form: ReasonForm | None = None, back: str, status: int = 200
 ) -> Response:
@@ -206,10 +329,10 @@ def revoke_link(link_id: str) -> Response:
     if link.revoked_at is None:
         vault_links.revoke_link(link, _actor(), form.reason.data or "")
         db.session.commit()
-        message = "Link revoked."
+        message = _("Link revoked.")
     else:
         # A second click must not add an audit row whose reason the link does not carry.
-        message = "That link was already revoked."
+        message = _("That link was already revoked.")
     if wants_fragment():
         return _link_row(queries.link_row(link_id), back=back)
     flash(message, "success")
@@ -242,7 +365,14 @@ def revoke_ticket_links(number: str | None = None) -> Response:
     ticket = ticket_by_number(form.number.data or "")
     count = vault_links.revoke_ticket_links(ticket, _actor(), form.reason.data or "")
     db.session.commit()
-    flash(f"{_links_revoked(count)} Ticket {ticket.number} has no usable link left.", "success")
+    flash(
+        _(
+            "%(revoked)s Ticket %(number)s has no usable link left.",
+            revoked=_links_revoked(count),
+            number=ticket.number,
+        ),
+        "success",
+    )
     return _back(form, url_for("compliance.links", ticket=ticket.number))
 
 
@@ -266,9 +396,7 @@ def file_detail(public_id: str) -> Response:
     )
 
 
-@bp.get("/downloads")
-def downloads() -> Response:
-    """The global download audit, by outcome and refusal reason."""
+def _download_filters() -> tuple[DownloadFilterForm, audit_queries.DownloadFilters, dict, list]:
     form = DownloadFilterForm(formdata=request.args)
     if form.outcome.data not in queries.OUTCOMES:
         form.outcome.data = ""
@@ -277,19 +405,84 @@ def downloads() -> Response:
     reason = (form.reason.data or "")[:40]
     reasons = queries.download_reasons()
     form.reason.choices = [
-        SelectChoice("", "Any"),
+        SelectChoice("", _("Any")),
         *(SelectChoice(r, r.replace("_", " ")) for r in sorted({*reasons, reason} - {""})),
     ]
-    result = queries.download_events(
-        outcome=outcome, reason=reason, page=_page(), per_page=EVENTS_PER_PAGE
-    )
+    period, days, errors = _period()
+    who = (form.who.data or "")[:200]
+    file = (form.file.data or "")[:255]
+    filters = audit_queries.DownloadFilters(outcome, reason, who, file, period)
+    args = _filter_args({"outcome": outcome, "reason": reason, "who": who, "file": file, **days})
+    return form, filters, args, errors
+
+
+@bp.get("/downloads")
+def downloads() -> Response:
+    """The global download audit: by outcome, refusal reason, person, file and period."""
+    form, filters, args, errors = _download_filters()
+    result = audit_queries.downloads_page(filters, _page(), EVENTS_PER_PAGE)
     return render(
         "compliance/downloads.html",
         "download_table",
         form=form,
         result=result,
-        filter_args=_filter_args({"outcome": outcome, "reason": reason}),
+        filter_args=args,
+        errors=errors,
     )
+
+
+@bp.get("/downloads.csv")
+def downloads_export() -> Response:
+    """The download audit with the screen's filters, every row, as CSV."""
+    _form, filters, _args, _errors = _download_filters()
+
+    def rows() -> Any:
+        for chunk in audit_queries.download_chunks(filters):
+            for event in chunk:
+                who = download_actor(event)
+                yield (
+                    event.at.isoformat(),
+                    format_when(event.at),
+                    event.outcome,
+                    event.reason or "",
+                    event.file.display_name if event.file else "",
+                    event.link_id or "",
+                    who.kind,
+                    who.label,
+                    who.detail or "",
+                    event.byte_range or "",
+                    event.client_address or "",
+                    event.user_agent or "",
+                )
+
+    header = (
+        _("Time (UTC)"), _("Time"), _("Outcome"), _("Reason"), _("File"), _("Link"),
+        _("Through"), _("Who"), _("Address of who"), _("Range"), _("Network"), _("User agent"),
+    )  # fmt: skip
+    return csv_response("downloads", header, rows())
+
+
+# -- data-subject requests -------------------------------------------------------------------
+
+
+@bp.get("/requests")
+def requests() -> Response:
+    """Tickets opened by data-subject requests ("a copy of my data"), newest first."""
+    result = audit_queries.request_tickets(_page(), CUSTOMERS_PER_PAGE)
+    return render("compliance/requests.html", "request_table", result=result)
+
+
+@bp.get("/requests/<number>")
+def request_ticket(number: str) -> Response:
+    """One data-subject request's ticket, read-only: facts and the whole stream.
+
+    Internal notes are shown (marked as such): the officer answers for how the desk
+    handled the request, and the notes are part of that record; the audit log already
+    names every note. There is no form on this page and no route here writes to a ticket;
+    any ticket not opened by a data-subject request is a 404 (``request_ticket`` query).
+    """
+    ticket = audit_queries.request_ticket(number)
+    return render("compliance/request.html", ticket=ticket)
 
 
 # -- customers -------------------------------------------------------------------------------
@@ -339,7 +532,14 @@ def revoke_customer_links(contact_id: int) -> Response:
     db.session.commit()
     if wants_fragment():
         return _customer_row(contact, back=back, message=_links_revoked(count))
-    flash(f"{_links_revoked(count)} {contact.name} has no usable link left.", "success")
+    flash(
+        _(
+            "%(revoked)s %(name)s has no usable link left.",
+            revoked=_links_revoked(count),
+            name=contact.name,
+        ),
+        "success",
+    )
     return _back(form, fallback)
 
 
@@ -372,5 +572,12 @@ def revoke_by_address() -> Response:
     email = (form.email.data or "").lower()
     count = vault_links.revoke_customer_links(_actor(), form.reason.data or "", email=email)
     db.session.commit()
-    flash(f"{_links_revoked(count)} Nothing sent to {email} can be fetched now.", "success")
+    flash(
+        _(
+            "%(revoked)s Nothing sent to %(email)s can be fetched now.",
+            revoked=_links_revoked(count),
+            email=email,
+        ),
+        "success",
+    )
     return _back(form, url_for("compliance.customers"))

@@ -4,6 +4,10 @@ What a browser carries for links lives in its session: a random ``link_browser``
 (made when it first asks for a code), when it last asked for a code per link, and the
 proofs that right codes left per link. The rules are in ``app.files``; these views only
 translate between the session, the forms and the domain.
+
+The domain words its refusals in English (``app.files``); ``_said`` puts the ones a
+visitor can meet into the page's language here, so a German recipient reads German
+whatever refused the link, and an unknown sentence still shows in English.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import secrets
 import time
 
 from flask import Response, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.extensions import db
@@ -27,6 +33,58 @@ PROOFS_KEY = "link_proofs"
 KEPT_PROOFS = 10  # the session is a cookie: keep it small
 # Refusals that leave the visitor on the landing page, with the reason next to the form.
 ON_LANDING = {"password", "recipient", "code", "limit", "unavailable"}
+# The domain's refusals (English, see app.files) in the visitor's language.
+SAID = {
+    "This link is not valid.": _l("This link is not valid."),
+    "This link was revoked by the sender.": _l("This link was revoked by the sender."),
+    "This link has expired.": _l("This link has expired."),
+    "This link has been used as often as it allows.": _l(
+        "This link has been used as often as it allows."
+    ),
+    "The file behind this link was erased.": _l("The file behind this link was erased."),
+    "Passwords cannot be checked right now. Try again shortly.": _l(
+        "Passwords cannot be checked right now. Try again shortly."
+    ),
+    "The password is not right.": _l("The password is not right."),
+    "This download has timed out. Open the link again.": _l(
+        "This download has timed out. Open the link again."
+    ),
+    "This download does not belong to this link.": _l(
+        "This download does not belong to this link."
+    ),
+    "There is no valid code for this browser. Ask for a new one.": _l(
+        "There is no valid code for this browser. Ask for a new one."
+    ),
+    "This link is not bound to a recipient.": _l("This link is not bound to a recipient."),
+    "This code was tried too often. Ask for a new one.": _l(
+        "This code was tried too often. Ask for a new one."
+    ),
+    "That code is not right.": _l("That code is not right."),
+    "No code can be sent now. Try again shortly.": _l(
+        "No code can be sent now. Try again shortly."
+    ),
+    "Codes cannot be checked right now.": _l("Codes cannot be checked right now."),
+    "Too many codes were sent for this link in the last hour. Try again later, "
+    "or sign in to the portal.": _l(
+        "Too many codes were sent for this link in the last hour. Try again later, "
+        "or sign in to the portal."
+    ),
+    "Too many wrong attempts for this link from your network. Wait a while, then try again.": _l(
+        "Too many wrong attempts for this link from your network. Wait a while, then try again."
+    ),
+}
+
+
+def _said(message: str, link: VaultLink | None = None) -> str:
+    """A refusal in the visitor's language; one we do not know stays as the domain said it."""
+    if message in SAID:
+        return str(SAID[message])
+    if link is not None and link.recipient_email and message.startswith("This file is only for"):
+        return _(
+            "This file is only for %(address)s. Confirm a code mailed to that address first.",
+            address=vault_links.mask_address(link.recipient_email),
+        )
+    return message
 
 
 @bp.before_request
@@ -70,7 +128,7 @@ def _refused(
     db.session.commit()  # the refusal is audited even though nothing is served
     state = getattr(error, "state", "invalid")
     return (
-        render_template("links/refused.html", message=error.message, state=str(state)),
+        render_template("links/refused.html", message=_said(error.message), state=str(state)),
         error.status,
     )
 
@@ -104,7 +162,7 @@ def _answer(link: VaultLink, error: vault_links.VaultLinkRefused) -> tuple[str, 
     """A refusal: on the landing page when the visitor can do something about it."""
     db.session.commit()
     if str(error.state) in ON_LANDING:
-        return _landing(link, error.message, error.status)
+        return _landing(link, _said(error.message, link), error.status)
     return _refused(error)
 
 
@@ -120,9 +178,10 @@ def landing(token: str) -> tuple[str, int]:
     db.session.commit()
     notice = None
     if link.recipient_email and _code_pending(link):
-        notice = (
-            f"We mailed a code to {vault_links.mask_address(link.recipient_email)}. "
-            "If you asked more than once, only the newest code works."
+        notice = _(
+            "We mailed a code to %(address)s. If you asked more than once, only the newest "
+            "code works.",
+            address=vault_links.mask_address(link.recipient_email),
         )
     return _landing(link, notice=notice)
 
