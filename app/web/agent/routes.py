@@ -16,6 +16,7 @@ from app.extensions import csrf, db
 from app.files import queries as file_queries
 from app.files import vault_links
 from app.files.names import content_disposition
+from app.files.previews import is_previewable, preview_response
 from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.files.uploads import vault_upload
@@ -97,6 +98,7 @@ def _page_context(t: Ticket) -> dict[str, object]:
         "unread": is_unread(t, current_user),
         "mail_in": MailView(t, "agent", t.entries),
         "mails": mails_by_entry(t),
+        "previewable": is_previewable,
     }
 
 
@@ -412,6 +414,7 @@ def send_again_view(number: str, outbox_id: int) -> Response:
             mails=mails_by_entry(t),
             mail_in=MailView(t, "agent", [message.entry]),
             human_size=human_size,
+            previewable=is_previewable,
         )
     flash(_("The mail is queued for sending again."), "success")
     return redirect(url_for("agent.ticket", number=t.number), code=303)
@@ -439,6 +442,19 @@ def download(number: str, public_id: str) -> Response:
         return redirect(url_for("agent.ticket", number=t.number))
 
     return file_response(file, request, DownloadAudit(client, user_id=current_user.id))
+
+
+@bp.get("/tickets/<number>/files/<public_id>/preview")
+def preview(number: str, public_id: str) -> Response:
+    """A raster image attachment inline, for its thumbnail (see app/files/previews.py).
+
+    The same checks as ``download``: staff only (the blueprint's guard), and the file
+    must belong to the ticket named in the URL.
+    """
+    t = ticket_by_number(number)
+    file = ticket_file(t, public_id)
+    client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+    return preview_response(file, request, DownloadAudit(client, user_id=current_user.id))
 
 
 @bp.route("/tickets/<number>/files/<public_id>/links", methods=["GET", "POST"])
