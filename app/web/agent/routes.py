@@ -403,7 +403,7 @@ def send_again_view(number: str, outbox_id: int) -> Response:
     t = ticket_by_number(number)
     message = db.session.get(OutboxMessage, outbox_id)
     if message is None or message.ticket_id != t.id or message.entry is None:
-        raise NotFound("There is no such mail on this ticket.")
+        raise NotFound(_("There is no such mail on this ticket."))
     send_again(message, _actor())
     db.session.commit()
     if wants_fragment():
