@@ -129,6 +129,7 @@ def test_reply_then_pending_with_follow_up_in_the_agents_zone(
         visibility="public",
         identity_id=str(world["support"]),
         body="Try this and tell us.",
+        keep_unassigned="on",  # else answering makes the agent manager (test_ticket_page)
         pending="on",
         pending_until="2031-03-02T09:30",
     )
@@ -416,12 +417,15 @@ def test_leads_due_dates_and_a_reassignment_note(
 ) -> None:
     from datetime import timedelta
 
-    from app.models import Lead
+    from app.models import Contact
     from app.models.types import utcnow
 
     other = make_user(Role.AGENT)
     with app.app_context():
-        first, second = Lead(name="Ina Prospect", company="Nordwind AG"), Lead(name="Otto Lead")
+        # Leads are contacts of the ticket's own account (app/tickets/leads.py).
+        account = db.session.get(Ticket, world["ticket_id"]).account
+        first = Contact(name="Ina Prospect", email="ina@nordwind.test", account=account)
+        second = Contact(name="Otto Lead", email="otto@nordwind.test", account=account)
         db.session.add_all([first, second])
         db.session.get(Ticket, world["ticket_id"]).resolution_due_at = utcnow() - timedelta(hours=2)
         db.session.commit()

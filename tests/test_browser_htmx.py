@@ -199,6 +199,7 @@ def test_header_and_side_panels_show_refusals_in_place(
 
     # A side panel: the link form keeps the typed number and says why.
     links = page.locator("#ticket-links")
+    links.locator("summary").first.click()  # an empty panel is folded
     links.get_by_label("Ticket number").fill("T-999999")
     links.get_by_role("button", name="Link").click()
     links.get_by_text("There is no ticket T-999999.").wait_for()

@@ -136,7 +136,9 @@ def world(app: Flask, make_user: Any) -> World:
         recipient = recipient_rules.add_recipient(ticket, staff, "cc", "cc@example.org")
         recipient_rules.add_subscriber(ticket, staff, agent)
         link_tickets(ticket, other, staff, LinkKind.RELATED)
-        replied = answer(ticket, staff, "A reply.", internal=False, identity=identity)
+        replied = answer(
+            ticket, staff, "A reply.", internal=False, identity=identity, take_ownership=False
+        )
         db.session.flush()
         outbox = db.session.scalar(select(OutboxMessage).where(OutboxMessage.entry == replied))
         outbox.status = "failed"  # so "send again" has something to do

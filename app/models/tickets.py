@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.people import Account, Contact, Lead, Team, User
+from app.models.people import Account, Contact, Team, User
 from app.models.types import UTCDateTime, enum_check, utcnow
 
 if TYPE_CHECKING:
@@ -136,11 +136,14 @@ ticket_tags = Table(
     Index("ix_ticket_tag_tag_id", "tag_id"),
 )
 
+# A ticket's leads are contacts of its account (the people at the customer driving the
+# matter), not sales prospects from every company: see app/tickets/leads.py.
 ticket_leads = Table(
-    "ticket_lead",
+    "ticket_lead_contact",
     db.metadata,
     Column("ticket_id", ForeignKey("ticket.id", ondelete="CASCADE"), primary_key=True),
-    Column("lead_id", ForeignKey("lead.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_ticket_lead_contact_contact_id", "contact_id"),
 )
 
 ticket_subscribers = Table(
@@ -247,7 +250,7 @@ class Ticket(db.Model):
     team: Mapped[Team | None] = relationship()
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     tags: Mapped[list[Tag]] = relationship(secondary=ticket_tags, order_by="Tag.name")
-    leads: Mapped[list[Lead]] = relationship(secondary=ticket_leads, order_by="Lead.name")
+    leads: Mapped[list[Contact]] = relationship(secondary=ticket_leads, order_by="Contact.name")
     subscribers: Mapped[list[User]] = relationship(secondary=ticket_subscribers)
     # Time order; the id breaks ties (and keeps merged-in entries where they happened).
     entries: Mapped[list[StreamEntry]] = relationship(

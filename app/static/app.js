@@ -116,3 +116,62 @@ document.addEventListener("htmx:afterRequest", function (event) {
   var box = form && form.querySelector("[data-progress]");
   if (box) box.hidden = true;
 });
+
+// --- ticketpage: the agent's ticket page -----------------------------------------------
+// Keyboard (the "?" dialog lists them): s status, a assign to me, i internal note,
+// r reply (above), j/k next/previous ticket of the list the agent opened it from.
+// The list is remembered in sessionStorage when a row link of a ticket list is followed,
+// so "next" means the next row of that very list (view, filter and page), per browser tab.
+// Keys never fire while typing in a field, with a modifier held, or with a dialog open.
+document.addEventListener("click", function (event) {
+  var link = event.target.closest && event.target.closest("[data-row-link]");
+  if (!link) return;
+  var rows = Array.prototype.map.call(document.querySelectorAll("[data-row-link]"), function (a) {
+    return new URL(a.href, location.href).pathname;
+  });
+  try { sessionStorage.setItem("vd-ticket-list", JSON.stringify(rows)); } catch (e) { /* private mode */ }
+});
+function vdTicketStep(step) {
+  var rows;
+  try { rows = JSON.parse(sessionStorage.getItem("vd-ticket-list") || "[]"); } catch (e) { rows = []; }
+  var index = rows.indexOf(location.pathname);
+  var next = index < 0 ? null : rows[index + step];
+  if (next) location.assign(next);
+}
+document.addEventListener("keydown", function (event) {
+  var page = document.querySelector(".ticket-page");
+  if (!page || event.ctrlKey || event.metaKey || event.altKey) return;
+  var target = event.target;
+  if (target.closest && target.closest("input, textarea, select, [contenteditable], dialog[open]")) return;
+  var dialog = document.getElementById("shortcuts");
+  if (event.key === "?") {
+    if (dialog && dialog.showModal && !dialog.open) dialog.showModal();
+  } else if (event.key === "s") {
+    var status = document.querySelector("#ticket-header select[name=status]");
+    if (status) status.focus();
+  } else if (event.key === "a") {
+    var mine = document.querySelector("#assign-me-form button");
+    if (mine && !mine.disabled) mine.click();
+  } else if (event.key === "i") {
+    var note = document.querySelector("#composer input[name=visibility][value=internal]");
+    var body = document.getElementById("body");
+    if (note) note.checked = true;
+    if (body) body.focus();
+  } else if (event.key === "j" || event.key === "k") {
+    vdTicketStep(event.key === "j" ? 1 : -1);
+  } else {
+    return;
+  }
+  event.preventDefault();
+});
+// The 5-second poll also refreshes the facts (out of band): skip it while the agent is
+// typing in them, so a tag or a note being written is not replaced under their fingers.
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var elt = event.detail.elt;
+  if (!elt || elt.id !== "ticket-live") return;
+  var active = document.activeElement;
+  if (active && active.closest && active.closest("[data-live-guard]") &&
+      active.matches("input:not([type=hidden]):not([type=checkbox]), textarea")) {
+    event.preventDefault();
+  }
+});

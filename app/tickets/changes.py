@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from app import audit
 from app.actor import Actor, ActorKind
 from app.extensions import db
-from app.models.people import Lead
+from app.models.people import Contact
 from app.models.tickets import (
     Category,
     EntryKind,
@@ -245,8 +245,12 @@ def add_customer_message(
     return entry
 
 
-def set_leads(ticket: Ticket, leads: list[Lead], actor: Actor) -> StreamEntry | None:
-    """Make the ticket's leads exactly ``leads``; no entry when nothing changed."""
+def set_leads(ticket: Ticket, leads: list[Contact], actor: Actor) -> StreamEntry | None:
+    """Record the ticket's leads as exactly ``leads``; no entry when nothing changed.
+
+    Who may be a lead (contacts of the ticket's account) is checked by
+    ``app.tickets.leads.set_leads``, which callers use.
+    """
     before = {lead.id: lead for lead in ticket.leads}
     after = {lead.id: lead for lead in leads}
     added = sorted(after[i].name for i in after.keys() - before.keys())

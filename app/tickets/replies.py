@@ -3,6 +3,13 @@
 One function for the composer, so "reply, attach, set Pending with a follow-up" is one
 transaction: the entry, the files, the outbox row, the status change and their audit rows
 land together or not at all.
+
+Answering takes the ticket: a public reply on a ticket nobody manages makes the replying
+agent its manager (through ``assign``, so it is audited and in the stream), as Zammad and
+FreeScout do: whoever answered the customer is who the customer will write back to. The
+composer offers "keep unassigned" for the agent who only helps out (``take_ownership``).
+An internal note never takes a ticket. Answering also counts as having read the ticket,
+so the answering agent's unread mark clears with the same transaction.
 """
 
 from __future__ import annotations
@@ -12,16 +19,20 @@ from datetime import datetime
 from app import audit
 from app.actor import Actor, ActorKind
 from app.errors import InvalidInput
+from app.extensions import db
 from app.mail.outbound import queue_reply
 from app.models.drafts import DraftKind
 from app.models.files import VaultFile
 from app.models.mail import SenderIdentity
+from app.models.people import User
 from app.models.tickets import EntryKind, Status, StreamEntry, Ticket
 from app.models.types import utcnow
 from app.notifications import NotificationKind, notify
 from app.tickets import drafts
+from app.tickets.assignment import assign
 from app.tickets.changes import add_note, change_status
 from app.tickets.errors import TransitionNotAllowed
+from app.tickets.inbox import mark_read
 from app.tickets.stream import add_entry
 
 
@@ -35,8 +46,13 @@ def answer(
     files: list[VaultFile] | None = None,
     set_pending: bool = False,
     pending_until: datetime | None = None,
+    take_ownership: bool = True,
 ) -> StreamEntry:
-    """A public reply (queued for mail) or an internal note, then optionally Pending."""
+    """A public reply (queued for mail) or an internal note, then optionally Pending.
+
+    ``take_ownership=False`` is the composer's "keep unassigned": without it a public reply
+    on a ticket with no manager makes the replying agent its manager.
+    """
     if actor.kind is not ActorKind.STAFF:
         raise TransitionNotAllowed("Only staff answer tickets here.")
     files = files or []
@@ -75,6 +91,12 @@ def answer(
             identity=identity.address,
             files=len(files),
         )
+    me = db.session.get(User, actor.user_id) if actor.user_id is not None else None
+    if me is not None and not internal and take_ownership and ticket.assignee_id is None:
+        if me.is_staff and me.active:
+            assign(ticket, actor, assignee=me, team=ticket.team)
+    if me is not None:
+        mark_read(ticket, me)
     if set_pending and Status(ticket.status) != Status.PENDING:
         change_status(ticket, Status.PENDING, actor, pending_until=pending_until)
     elif set_pending:

@@ -4,7 +4,9 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from flask import current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
+from jinja2_fragments.flask import render_block
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
@@ -14,6 +16,7 @@ from app.extensions import csrf, db
 from app.files import queries as file_queries
 from app.files import vault_links
 from app.files.names import content_disposition
+from app.files.previews import is_previewable, preview_response
 from app.files.serving import DownloadAudit, file_response
 from app.files.store import human_size
 from app.files.uploads import vault_upload
@@ -23,7 +26,7 @@ from app.mail import display as mail_display
 from app.mail.relay import mails_by_entry, send_again
 from app.models.files import DownloadOutcome
 from app.models.mail import OutboxMessage, SenderIdentity
-from app.models.people import Lead, Role, Team, User, UserRole
+from app.models.people import Role, Team, User, UserRole
 from app.models.tickets import Category, Priority, Status, Ticket
 from app.models.types import utcnow
 from app.pagination import clamp_page, page_count
@@ -34,10 +37,11 @@ from app.tickets import (
     change_category,
     change_priority,
     change_status,
-    set_leads,
     set_tags,
 )
+from app.tickets.customer_card import customer_card
 from app.tickets.inbox import check_version, is_unread, mark_read, set_in_inbox
+from app.tickets.leads import lead_candidates, set_leads
 from app.tickets.lookup import ticket_by_number, ticket_file, ticket_page
 from app.tickets.queries import inbox as inbox_query
 from app.tickets.replies import answer
@@ -87,7 +91,8 @@ def _page_context(t: Ticket) -> dict[str, object]:
         ).all(),
         "staff": staff,
         "teams": db.session.scalars(select(Team).order_by(Team.name)).all(),
-        "leads": db.session.scalars(select(Lead).order_by(Lead.name)).all(),
+        "lead_candidates": lead_candidates(t),
+        "card": customer_card(t),
         "identities": db.session.scalars(
             select(SenderIdentity)
             .where(SenderIdentity.active.is_(True))
@@ -96,6 +101,7 @@ def _page_context(t: Ticket) -> dict[str, object]:
         "unread": is_unread(t, current_user),
         "mail_in": MailView(t, "agent", t.entries),
         "mails": mails_by_entry(t),
+        "previewable": is_previewable,
     }
 
 
@@ -156,7 +162,15 @@ def show_remote_images(number: str, entry_id: int) -> Response:
     return redirect(target, code=303)
 
 
-COMPOSER_FIELDS = ("visibility", "identity_id", "template", "body", "pending", "pending_until")
+COMPOSER_FIELDS = (
+    "visibility",
+    "identity_id",
+    "template",
+    "body",
+    "keep_unassigned",
+    "pending",
+    "pending_until",
+)
 
 
 @bp.post("/tickets/<number>/answer")
@@ -189,14 +203,20 @@ def answer_view(number: str) -> Response:
                 files=files,
                 set_pending=flag(draft["pending"]),
                 pending_until=_local_datetime(draft["pending_until"]),
+                take_ownership=not flag(draft["keep_unassigned"]),
             )
         except DomainError as refused:
             dropped = len(upload.stored)
             upload.abandon()
             return _composer(number, draft, refused, dropped)
         db.session.commit()
-    what = "Note added" if internal else "Reply queued for sending"
-    flash(f"{what}{f' with {len(files)} file(s)' if files else ''}.", "success")
+    if internal:
+        done = _("Note added with %(n)s file(s).", n=len(files)) if files else _("Note added.")
+    elif files:
+        done = _("Reply queued for sending with %(n)s file(s).", n=len(files))
+    else:
+        done = _("Reply queued for sending.")
+    flash(done, "success")
     return go_to(url_for("agent.ticket", number=t.number))
 
 
@@ -204,8 +224,9 @@ def _composer(number: str, draft: dict[str, str], refused: DomainError, dropped:
     """The composer with the refusal and the draft: alone for htmx, in the page otherwise."""
     message = refused.message
     if dropped:
-        message += (
-            f" The {dropped} attached file(s) were not kept: choose them again before sending."
+        message += " " + _(
+            "The %(n)s attached file(s) were not kept: choose them again before sending.",
+            n=dropped,
         )
     return render(
         "agent/ticket.html",
@@ -229,7 +250,9 @@ def _chosen(model: type[M], value: str | None, what: str) -> M | None:
         return None
     row = db.session.get(model, row_id)
     if row is None:
-        raise InvalidInput(f"There is no such {what.lower()}; reload the page and choose again.")
+        raise InvalidInput(
+            _("There is no such %(what)s; reload the page and choose again.", what=what.lower())
+        )
     return row
 
 
@@ -249,7 +272,7 @@ def edit_fields(number: str) -> Response:
     db.session.commit()
     if wants_fragment():
         return _header(t)
-    flash("Ticket updated.", "success")
+    flash(_("Ticket updated."), "success")
     return redirect(url_for("agent.ticket", number=t.number), code=303)
 
 
@@ -269,11 +292,7 @@ def _apply_fields(t: Ticket, form: Any) -> None:
     if "tags" in form:
         set_tags(t, [n for n in form["tags"].split(",") if n.strip()], actor)
     if "leads_shown" in form:
-        wanted = int_ids(form.getlist("lead_ids"), "Leads")
-        leads = db.session.scalars(select(Lead).where(Lead.id.in_(wanted))).all() if wanted else []
-        if len(leads) != len(set(wanted)):
-            raise InvalidInput("One of the chosen leads no longer exists; reload the page.")
-        set_leads(t, list(leads), actor)
+        set_leads(t, int_ids(form.getlist("lead_ids"), "Leads"), actor)
     assignee = _chosen(User, form["assignee_id"], "Manager") if "assignee_id" in form else None
     team = _chosen(Team, form["team_id"], "Team") if "team_id" in form else None
     new_assignee = (assignee.id if assignee else None) if "assignee_id" in form else t.assignee_id
@@ -320,18 +339,60 @@ def inbox_view(number: str) -> Response:
     return redirect(url_for("agent.ticket", number=t.number), code=303)
 
 
+@bp.post("/tickets/<number>/assign-me")
+def assign_me(number: str) -> Response:
+    """ "Assign to me" (button and the ``a`` key): the same assignment as the Manager field.
+
+    A page older than the ticket gets the conflict beside the fields, not an overwrite of
+    a colleague who took it a moment earlier.
+    """
+    t = ticket_by_number(number)
+    try:
+        check_version(t, int_id(request.form.get("version"), "version"))
+        me = db.session.get(User, current_user.id)
+        assign(t, _actor(), assignee=me, team=t.team)
+    except DomainError as refused:
+        db.session.rollback()
+        return _header(t, status=refused.status, header_error=refused.message)
+    db.session.commit()
+    if wants_fragment():
+        return _header(t)
+    flash(_("You manage this ticket now."), "success")
+    return redirect(url_for("agent.ticket", number=t.number), code=303)
+
+
+@bp.get("/tickets/<number>/leads")
+def lead_search(number: str) -> Response:
+    """The lead picker's search: contacts of this ticket's account only (see tickets.leads)."""
+    t = ticket_by_number(number)
+    query = (request.args.get("q") or "").strip()[:100]
+    return render(
+        "agent/ticket.html",
+        "lead_results",
+        **_page_context(ticket_page(number)) | {"lead_candidates": lead_candidates(t, query)},
+        lead_query=query,
+    )
+
+
 @bp.get("/tickets/<number>/live")
 def live(number: str) -> Response:
-    """Polled by the page: 304 while nothing changed, else the fresh header and stream.
+    """Polled by the page: 304 while nothing changed, else the fresh stream and facts.
 
-    The composer is outside the swapped region, so what the agent is typing survives.
+    The stream is the swap's target; the facts column (``#ticket-header``) comes along as
+    an out-of-band swap so its version and values stay current. The composer is outside
+    both, so what the agent is typing survives; app.js skips a poll while the agent is
+    typing inside the facts (``data-live-guard``).
     """
     t = ticket_by_number(number)
     etag = tagged(f"t{t.id}v{t.version}")
     if etag in request.if_none_match:
         response = Response(status=304)
     else:
-        response = render("agent/ticket.html", "live", **_page_context(ticket_page(number)))
+        context = _page_context(ticket_page(number))
+        response = render("agent/ticket.html", "live", **context)
+        if wants_fragment():
+            facts = render_block("agent/ticket.html", "header", oob=True, **context)
+            response.set_data(response.get_data() + facts.encode())
         with_bell(response)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"
@@ -345,7 +406,7 @@ def send_again_view(number: str, outbox_id: int) -> Response:
     t = ticket_by_number(number)
     message = db.session.get(OutboxMessage, outbox_id)
     if message is None or message.ticket_id != t.id or message.entry is None:
-        raise NotFound("There is no such mail on this ticket.")
+        raise NotFound(_("There is no such mail on this ticket."))
     send_again(message, _actor())
     db.session.commit()
     if wants_fragment():
@@ -356,8 +417,9 @@ def send_again_view(number: str, outbox_id: int) -> Response:
             mails=mails_by_entry(t),
             mail_in=MailView(t, "agent", [message.entry]),
             human_size=human_size,
+            previewable=is_previewable,
         )
-    flash("The mail is queued for sending again.", "success")
+    flash(_("The mail is queued for sending again."), "success")
     return redirect(url_for("agent.ticket", number=t.number), code=303)
 
 
@@ -382,10 +444,23 @@ def download(number: str, public_id: str) -> Response:
             None, file, DownloadOutcome.REFUSED, client, reason="erased", user_id=current_user.id
         )
         db.session.commit()
-        flash("That file was erased.", "error")
+        flash(_("That file was erased."), "error")
         return redirect(url_for("agent.ticket", number=t.number))
 
     return file_response(file, request, DownloadAudit(client, user_id=current_user.id))
+
+
+@bp.get("/tickets/<number>/files/<public_id>/preview")
+def preview(number: str, public_id: str) -> Response:
+    """A raster image attachment inline, for its thumbnail (see app/files/previews.py).
+
+    The same checks as ``download``: staff only (the blueprint's guard), and the file
+    must belong to the ticket named in the URL.
+    """
+    t = ticket_by_number(number)
+    file = ticket_file(t, public_id)
+    client = vault_links.Client(request.remote_addr, request.headers.get("User-Agent"))
+    return preview_response(file, request, DownloadAudit(client, user_id=current_user.id))
 
 
 @bp.route("/tickets/<number>/files/<public_id>/links", methods=["GET", "POST"])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -36,7 +37,8 @@ from app.web.agent import bp
 
 Context = Callable[[Ticket], dict[str, Any]]
 
-# What the link form offers, read from the ticket the agent is on.
+# What the link form offers, read from the ticket the agent is on. The texts are msgids:
+# the template translates them (and link_label's), since they are shown, not stored.
 LINK_CHOICES = (
     (LinkKind.RELATED, "related to"),
     (LinkKind.DUPLICATE, "a duplicate of"),
@@ -52,11 +54,13 @@ def _other_ticket(number: str) -> Ticket:
     """The ticket named in a form: an unknown number is a form error here, not a 404."""
     number = (number or "").strip()
     if not number:
-        raise InvalidTicketChange("Enter a ticket number.")
+        raise InvalidTicketChange(_("Enter a ticket number."))
     try:
         return ticket_by_number(number)
     except NotFound:
-        raise InvalidTicketChange(f"There is no ticket {number.upper()}.") from None
+        raise InvalidTicketChange(
+            _("There is no ticket %(number)s.", number=number.upper())
+        ) from None
 
 
 def _component(
@@ -133,7 +137,7 @@ def ticket_tasks(number: str) -> Response:
         "agent/_tasks.html",
         tasks_context,
         create,
-        "Task added.",
+        _("Task added."),
         form_keys=("title", "assignee_id", "due"),
     )
 
@@ -149,7 +153,7 @@ def task_done(number: str, task_id: int) -> Response:
         "agent/_tasks.html",
         tasks_context,
         lambda: task_rules.set_done(task, _actor(), done),
-        "Task done." if done else "Task reopened.",
+        _("Task done.") if done else _("Task reopened."),
     )
 
 
@@ -162,7 +166,7 @@ def task_delete(number: str, task_id: int) -> Response:
         "agent/_tasks.html",
         tasks_context,
         lambda: task_rules.delete_task(task, _actor()),
-        "Task deleted.",
+        _("Task deleted."),
     )
 
 
@@ -207,11 +211,16 @@ def ticket_links(number: str) -> Response:
         try:
             kind = LinkKind(request.form.get("kind", LinkKind.RELATED.value))
         except ValueError:
-            raise InvalidTicketChange("Choose how the tickets are linked.") from None
+            raise InvalidTicketChange(_("Choose how the tickets are linked.")) from None
         link_tickets(t, _other_ticket(request.form.get("other", "")), _actor(), kind)
 
     return _act(
-        t, "agent/_links.html", links_context, link, "Tickets linked.", form_keys=("other", "kind")
+        t,
+        "agent/_links.html",
+        links_context,
+        link,
+        _("Tickets linked."),
+        form_keys=("other", "kind"),
     )
 
 
@@ -223,7 +232,7 @@ def ticket_unlink(number: str, other: str) -> Response:
         "agent/_links.html",
         links_context,
         lambda: unlink_tickets(t, _other_ticket(other), _actor()),
-        "Link removed.",
+        _("Link removed."),
     )
 
 
@@ -234,7 +243,7 @@ def ticket_merge(number: str) -> Response:
     form = request.form
     try:
         if form.get("confirm") not in ("yes", "on", "1"):
-            raise InvalidTicketChange("Tick the box to confirm the merge; it cannot be undone.")
+            raise InvalidTicketChange(_("Tick the box to confirm the merge; it cannot be undone."))
         target = _other_ticket(form.get("target", ""))
         moved = merge_ticket(t, target, _actor())
     except (InvalidInput, Conflict) as refused:
@@ -249,7 +258,15 @@ def ticket_merge(number: str) -> Response:
         )
     db.session.commit()
     destination = url_for("agent.ticket", number=target.number)
-    flash(f"{t.number} merged into {target.number} ({moved} entries moved).", "success")
+    flash(
+        _(
+            "%(number)s merged into %(target)s (%(moved)s entries moved).",
+            number=t.number,
+            target=target.number,
+            moved=moved,
+        ),
+        "success",
+    )
     if wants_fragment():
         response = Response(status=200)
         response.headers["HX-Redirect"] = destination  # the page it was on is now closed
@@ -291,7 +308,7 @@ def ticket_recipients(number: str) -> Response:
         lambda: recipient_rules.add_recipient(
             t, _actor(), form.get("kind", ""), form.get("address", ""), form.get("name")
         ),
-        "Recipient added.",
+        _("Recipient added."),
         form_keys=("kind", "address", "name"),
     )
 
@@ -305,7 +322,7 @@ def recipient_remove(number: str, recipient_id: int) -> Response:
         "agent/_recipients.html",
         recipients_context,
         lambda: recipient_rules.remove_recipient(t, _actor(), recipient),
-        "Recipient removed.",
+        _("Recipient removed."),
     )
 
 
@@ -322,7 +339,7 @@ def ticket_subscribe(number: str) -> Response:
             user = db.session.get(User, user_id)
         recipient_rules.add_subscriber(t, _actor(), user)
 
-    return _act(t, "agent/_recipients.html", recipients_context, subscribe, "Subscribed.")
+    return _act(t, "agent/_recipients.html", recipients_context, subscribe, _("Subscribed."))
 
 
 @bp.post("/tickets/<number>/subscribers/<int:user_id>/delete")
@@ -333,5 +350,5 @@ def ticket_unsubscribe(number: str, user_id: int) -> Response:
         "agent/_recipients.html",
         recipients_context,
         lambda: recipient_rules.remove_subscriber(t, _actor(), db.session.get(User, user_id)),
-        "Unsubscribed.",
+        _("Unsubscribed."),
     )
