@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from jinja2 import Environment
 
 ROOT = Path(__file__).parent.parent
 CATALOG = ROOT / "app/translations/de/LC_MESSAGES"
@@ -62,3 +65,58 @@ def test_pages_render_in_german(client: Any) -> None:
     assert "<h1>Kundenportal</h1>" in page and "E-Mail-Adresse" in page and ">Anmelden<" in page
     english = client.get("/portal/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "<h1>Support portal</h1>" in english
+
+
+class _LiteralText(HTMLParser):
+    """Text a reader sees (and the attributes read aloud) in a template's literal HTML."""
+
+    SPOKEN = {"placeholder", "title", "aria-label", "alt"}
+    SILENT = {"script", "style", "kbd", "code"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self.silent = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SILENT:
+            self.silent += 1
+        self.found += [v for k, v in attrs if k in self.SPOKEN and v and _WORD.search(v)]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SILENT:
+            self.silent = max(0, self.silent - 1)
+
+    def handle_data(self, data: str) -> None:
+        if not self.silent and _WORD.search(data):
+            self.found.append(data.strip())
+
+
+_WORD = re.compile(r"[A-Za-zÄÖÜäöüß]{2,}")
+BRAND = "Vaultdesk"
+
+
+def literal_english(source: str) -> list[str]:
+    """Words in a template outside any {{ }} or {% %}: text nobody can translate."""
+    environment = Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+    html = "".join(
+        value.replace(BRAND, "") for _line, kind, value in environment.lex(source) if kind == "data"
+    )
+    parser = _LiteralText()
+    parser.feed(html)
+    return parser.found
+
+
+def test_no_template_shows_text_outside_the_catalog() -> None:
+    """Every staff, portal and link page speaks German: no literal English left in a template."""
+    untranslated = {
+        str(path.relative_to(ROOT)): found
+        for path in sorted((ROOT / "templates").rglob("*.html"))
+        if (found := literal_english(path.read_text()))
+    }
+    assert untranslated == {}, "wrap these in _(): " + repr(untranslated)
+
+
+def test_the_literal_text_check_sees_english() -> None:
+    assert literal_english('<p title="Open it">Hello {{ name }}</p>') == ["Open it", "Hello"]
+    assert literal_english('<p>{{ _("Hello") }} · {{ n }}</p><kbd>Esc</kbd>') == []
