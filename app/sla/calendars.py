@@ -172,7 +172,7 @@ def _zone(zone: str) -> str:
     return zone
 
 
-def _holiday_region(country: str, subdivision: str) -> tuple[str | None, str | None]:
+def holiday_region(country: str, subdivision: str) -> tuple[str | None, str | None]:
     country, subdivision = country.strip().upper(), subdivision.strip().upper()
     if not country:
         if subdivision:
@@ -235,7 +235,7 @@ def save_calendar(
     """Create (``calendar`` None) or change a calendar; one default at most."""
     cleaned_name = _name(name, calendar)
     cleaned_zone = _zone(zone)
-    cleaned_country, cleaned_region = _holiday_region(country, subdivision)
+    cleaned_country, cleaned_region = holiday_region(country, subdivision)
     cleaned_shifts = _shifts(shifts)
     created = calendar is None
     before = None if calendar is None else _describe(calendar)
