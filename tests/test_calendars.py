@@ -373,8 +373,7 @@ def test_an_agent_cannot_enter_or_remove_another_agents_absence(app: Flask, make
     attacker = signed_in(app, mallory)
     page = attacker.get("/agent/absences").get_data(as_text=True)
     assert (
-        f'name="user_id" value="{mallory.id}"' in page
-        and '<select id="absence-person"' not in page
+        f'name="user_id" value="{mallory.id}"' in page and '<select id="absence-person"' not in page
     )
     refused = post(attacker, "/agent/absences", absence_data(user_id=victim.id))
     assert refused.status_code == 403
@@ -456,3 +455,37 @@ def test_date_of_absence_shown_in_the_viewer_zone(app: Flask, make_user: Any) ->
     assert starts == datetime(2027, 3, 1, 5, tzinfo=UTC) and ends == datetime(
         2027, 3, 2, 5, tzinfo=UTC
     )
+
+
+# -- in Chromium ------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_in_chromium_admin_builds_a_calendar_with_a_live_holiday_preview(
+    app: Flask, browser: Any, live_server: str, make_user: Any
+) -> None:
+    from pathlib import Path
+
+    admin = make_user(Role.ADMIN)
+    problems: list[str] = []
+    page = browser.new_context().new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(live_server + "/login")
+    page.get_by_label("Email address").fill(admin.email)
+    page.get_by_label("Password", exact=True).fill(admin.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/admin/")
+    page.get_by_role("link", name="Calendars", exact=True).click()
+    page.get_by_role("link", name="New calendar").click()
+    page.get_by_label("Name", exact=True).fill("Munich office")
+    page.get_by_label("Region (optional, e.g. BY for Bavaria)").fill("BY")
+    page.locator("#holiday-preview").get_by_text("Epiphany").wait_for()  # htmx swapped it in
+    page.get_by_label("Saturday, shift 1, from").fill("22:00")
+    page.get_by_label("Saturday, shift 1, until").fill("06:00")
+    page.get_by_role("button", name="Save calendar").click()
+    page.get_by_text("Calendar Munich office saved.").wait_for()
+    artifacts = Path(__file__).parent / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    page.screenshot(path=str(artifacts / "admin-calendar.png"), full_page=True)
+    assert page.get_by_label("Saturday, shift 1, from").input_value() == "22:00"
+    assert problems == []
