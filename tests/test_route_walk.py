@@ -19,6 +19,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from itertools import cycle
 from typing import Any
 
@@ -34,7 +35,7 @@ from app.files.store import store_upload
 from app.mail.identities import add_template, save_identity
 from app.mail.ingest import file_message
 from app.mail.mailboxes import MailboxForm, save_mailbox
-from app.models import Notification, OutboxMessage, Role
+from app.models import Absence, ClosureDay, Notification, OutboxMessage, Role, WorkCalendar
 from app.models.inbound import MailSource
 from app.models.people import Contact, Team, User
 from app.models.tickets import Category, LinkKind
@@ -176,6 +177,12 @@ def world(app: Flask, make_user: Any) -> World:
         db.session.add_all([team, category])
         tag = tag_rules.get_or_create("walked")
         ticket.tags.append(tag)
+        # Work calendars and absences (app.sla).
+        work_calendar = WorkCalendar(name="Walked hours", zone="Europe/Berlin", country="DE")
+        closure = ClosureDay(calendar=work_calendar, day=date(2030, 1, 2))
+        away = Absence(user_id=agent.id, starts_at=datetime(2030, 1, 1, tzinfo=UTC),
+                       ends_at=datetime(2030, 1, 3, tzinfo=UTC), kind="leave")  # fmt: skip
+        db.session.add_all([work_calendar, closure, away])
         db.session.commit()
         values = {
             "number": ticket.number,
@@ -204,6 +211,9 @@ def world(app: Flask, make_user: Any) -> World:
             "category_id": str(category.id),
             "tag_id": str(tag.id),
             "template_id": str(thanks.id),
+            "calendar_id": str(work_calendar.id),
+            "closure_id": str(closure.id),
+            "absence_id": str(away.id),
         }
     return World(values, people)
 

@@ -39,6 +39,14 @@ from app.models.people import (
     User,
     UserRole,
 )
+from app.models.sla import (
+    Absence,
+    AbsenceKind,
+    CalendarAssignment,
+    ClosureDay,
+    WorkCalendar,
+    WorkShift,
+)
 from app.models.tickets import (
     Category,
     Channel,
@@ -61,6 +69,12 @@ from app.models.tickets import (
 )
 
 __all__ = [
+    "Absence",
+    "AbsenceKind",
+    "CalendarAssignment",
+    "ClosureDay",
+    "WorkCalendar",
+    "WorkShift",
     "AfterImport",
     "FileKind",
     "InboundMail",

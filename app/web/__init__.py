@@ -26,6 +26,7 @@ NAVIGATION: tuple[tuple[Any, str, tuple[Role, ...]], ...] = (
     (_l("Inbox"), "agent.inbox", (Role.AGENT, Role.SUPERVISOR)),
     (_l("My tasks"), "agent.my_tasks", (Role.AGENT, Role.SUPERVISOR)),
     (_l("Mail to review"), "agent.mail_review", (Role.AGENT, Role.SUPERVISOR)),
+    (_l("Absences"), "agent.absences", (Role.AGENT, Role.SUPERVISOR)),
     (_l("Compliance"), "compliance.home", (Role.COMPLIANCE,)),
     (_l("Admin"), "admin.home", (Role.ADMIN,)),
     (_l("Mail log"), "admin.mail_log", (Role.ADMIN,)),

@@ -14,6 +14,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 guard_blueprint(bp, Role.ADMIN, open_endpoints=("admin.welcome",))
 
 from app.web.admin import (  # noqa: E402,F401
+    calendars,
     categories,
     identities,
     mail_log,
