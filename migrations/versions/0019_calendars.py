@@ -15,7 +15,7 @@ from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = '0019'
-down_revision = '0012'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
