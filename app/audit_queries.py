@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Select, and_, or_, select, true
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -303,5 +304,5 @@ def request_ticket(number: str) -> Ticket:
         )
     )
     if ticket is None:
-        raise NotFound("There is no data-subject request with this number.")
+        raise NotFound(_("There is no data-subject request with this number."))
     return ticket

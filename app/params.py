@@ -7,6 +7,10 @@ overflows SQLite's 64-bit integers inside a query; an unknown status raised ``Va
 Here, what a field cannot hold is either refused with a sentence (``InvalidInput``, 422),
 or, for the filters of a shareable list URL, dropped as the lists always did.
 
+The sentences are in the reader's language. ``what`` (the field's name) is given by the
+caller, already translated where a person reads it (``_("status")``): only the caller knows
+which noun its field is. Enum labels are translated here (``_(Status.label)``).
+
 Ids in URL paths are checked by the ``int`` converter (``IdConverter``): a number outside
 1..2^63-1 matches no route, so it is a 404 before any view runs.
 """
@@ -18,6 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidInput
@@ -53,7 +58,9 @@ def int_id(value: str | None, what: str) -> int | None:
         return None
     number = id_or_none(value)
     if number is None:
-        raise InvalidInput(f"“{shown(value)}” is not a valid choice for {what}.")
+        raise InvalidInput(
+            _("“%(value)s” is not a valid choice for %(what)s.", value=shown(value), what=what)
+        )
     return number
 
 
@@ -84,15 +91,22 @@ def choice(kind: type[E], value: str | None, what: str) -> E | None:
     try:
         return kind(value)
     except ValueError:
-        names = ", ".join(str(getattr(m, "label", m.value)) for m in kind)
-        raise InvalidInput(f"“{shown(value)}” is not a {what}. Choose one of: {names}.") from None
+        names = ", ".join(_(m.label) if hasattr(m, "label") else str(m.value) for m in kind)
+        raise InvalidInput(
+            _(
+                "“%(value)s” is not a %(what)s. Choose one of: %(names)s.",
+                value=shown(value),
+                what=what,
+                names=names,
+            )
+        ) from None
 
 
 def required_choice(kind: type[E], value: str | None, what: str) -> E:
     """Like ``choice``, for a field that must be chosen: blank is refused too."""
     member = choice(kind, value, what)
     if member is None:
-        raise InvalidInput(f"Choose a {what}.")
+        raise InvalidInput(_("Choose a %(what)s.", what=what))
     return member
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app import audit
@@ -27,11 +28,11 @@ def create_user(
 ) -> User:
     email = normalise_address(email)
     if not roles:
-        raise InvalidInput("A user needs at least one role.")
+        raise InvalidInput(_("A user needs at least one role."))
     if password is not None and len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"Passwords need at least {MIN_PASSWORD} characters.")
+        raise InvalidInput(_("Passwords need at least %(n)d characters.", n=MIN_PASSWORD))
     if db.session.scalar(select(func.count()).where(func.lower(User.email) == email)):
-        raise Conflict(f"A user with the address {email} exists already.")
+        raise Conflict(_("A user with the address %(email)s exists already.", email=email))
     user = User(
         email=email,
         name=name or email.split("@")[0].replace(".", " ").title(),

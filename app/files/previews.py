@@ -16,6 +16,7 @@ page's 5-second poll does not fetch (and audit) the thumbnails again and again.
 from __future__ import annotations
 
 from flask import Request, Response
+from flask_babel import gettext as _
 
 from app.errors import NotFound
 from app.files.names import content_disposition
@@ -43,7 +44,7 @@ def preview_response(file: VaultFile, request: Request, audit: DownloadAudit) ->
     """The file inline, for an ``<img>``; anything not previewable is not found here."""
     mime = preview_type(file)
     if mime is None:
-        raise NotFound("There is no preview of this file; download it instead.")
+        raise NotFound(_("There is no preview of this file; download it instead."))
     response = file_response(file, request, audit)
     response.headers["Content-Type"] = mime
     response.headers["Content-Disposition"] = content_disposition(file.display_name, inline=True)

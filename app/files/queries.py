@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.orm import contains_eager, joinedload
 
@@ -112,7 +113,7 @@ def link_row(link_id: str) -> VaultLink:
         )
     )
     if link is None:
-        raise NotFound("There is no such link.")
+        raise NotFound(_("There is no such link."))
     return link
 
 
@@ -137,7 +138,7 @@ def file_by_public_id(public_id: str) -> VaultFile:
         .options(joinedload(VaultFile.ticket), joinedload(VaultFile.uploaded_by))
     )
     if file is None:
-        raise NotFound("There is no such file.")
+        raise NotFound(_("There is no such file."))
     return file
 
 
@@ -245,7 +246,7 @@ def customers_page(
 def contact_by_id(contact_id: int) -> Contact:
     contact = db.session.get(Contact, contact_id)
     if contact is None:
-        raise NotFound("There is no such customer.")
+        raise NotFound(_("There is no such customer."))
     return contact
 
 

@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from app import audit
 from app.actor import Actor
@@ -137,7 +138,11 @@ def store_upload(
         stored = vault.put(stream, max_size=limit)  # type: ignore[arg-type]
     except FileTooLarge:
         raise InvalidInput(
-            f"“{display_name(filename)}” is larger than the limit of {human_size(limit)}."
+            _(
+                "“%(name)s” is larger than the limit of %(limit)s.",
+                name=display_name(filename),
+                limit=human_size(limit),
+            )
         ) from None
     return record_stored(stored, filename, actor, ticket=ticket, entry=entry, kind=kind)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import Select, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -103,7 +104,7 @@ class Visitor:
 
 def mask_address(address: str) -> str:
     """``nora@example.test`` as ``n***@example.test``: enough to recognise, not to harvest."""
-    local, _, domain = address.partition("@")
+    local, _at, domain = address.partition("@")
     return f"{local[:1]}***@{domain}"
 
 
@@ -164,16 +165,16 @@ def issue_link(
 ) -> VaultLink:
     """Make a link for ``file``; the one call the mail pipeline uses for every attachment."""
     if file.erased_at is not None:
-        raise InvalidInput("The file was erased; no link can be made for it.")
+        raise InvalidInput(_("The file was erased; no link can be made for it."))
     if file.kind != FileKind.ATTACHMENT.value:
         # A mail's original holds headers and addresses meant for agents only; an inline
         # image is part of a message, not a file of its own to hand out.
-        raise InvalidInput("Only attachments can be shared by link.")
+        raise InvalidInput(_("Only attachments can be shared by link."))
     days = current_app.config["LINK_DAYS"] if days is None else days
     if not 1 <= days <= MAX_DAYS:
-        raise InvalidInput(f"A link lives between 1 and {MAX_DAYS} days.")
+        raise InvalidInput(_("A link lives between 1 and %(n)d days.", n=MAX_DAYS))
     if max_downloads is not None and max_downloads < 1:
-        raise InvalidInput("The download limit must be at least 1, or empty for no limit.")
+        raise InvalidInput(_("The download limit must be at least 1, or empty for no limit."))
     recipient = normalise_address(recipient_email) if (recipient_email or "").strip() else None
     if contact is None and file.ticket is not None and recipient is not None:
         contact = (
@@ -358,7 +359,7 @@ def _revoke(links: list[VaultLink], actor: Actor, reason: str) -> list[str]:
 def _reason(reason: str) -> str:
     reason = " ".join((reason or "").split())
     if not reason:
-        raise InvalidInput("Say why the link is revoked; the reason goes into the audit log.")
+        raise InvalidInput(_("Say why the link is revoked; the reason goes into the audit log."))
     return reason[:500]
 
 
@@ -406,7 +407,7 @@ def revoke_customer_links(
     if email:
         conditions.append(VaultLink.recipient_email == email)
     if not conditions:
-        raise InvalidInput("Name a customer or an address.")
+        raise InvalidInput(_("Name a customer or an address."))
     links = list(db.session.scalars(unrevoked_links().where(or_(*conditions))))
     revoked = _revoke(links, actor, reason)
     audit.record(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from email.utils import make_msgid
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from app.actor import Actor
@@ -240,11 +241,13 @@ def queue_reply(
     if not any(p.kind in (RecipientKind.TO.value, RecipientKind.CC.value) for p in planned):
         if skipped:
             raise InvalidInput(
-                "Every customer address of this ticket bounces ("
-                + ", ".join(s.address for s in skipped)
-                + "); add a working one in Recipients."
+                _(
+                    "Every customer address of this ticket bounces (%(addresses)s); "
+                    "add a working one in Recipients.",
+                    addresses=", ".join(s.address for s in skipped),
+                )
             )
-        raise InvalidInput("The ticket has no external recipient; add one in Recipients.")
+        raise InvalidInput(_("The ticket has no external recipient; add one in Recipients."))
     in_reply_to, references = thread_headers(ticket)
     message = _new_message(
         ticket, identity, from_name=sender_name(actor.name, identity), body_text=entry.body_text

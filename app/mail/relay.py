@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.elements import ColumnElement
@@ -463,7 +464,7 @@ def drain(
 def send_again(message: OutboxMessage, actor: Actor) -> None:
     """An agent's "send again" on a failed mail: a fresh round of tries, refused ones too."""
     if message.status != OutboxStatus.FAILED.value:
-        raise InvalidInput("Only a mail that failed can be sent again.")
+        raise InvalidInput(_("Only a mail that failed can be sent again."))
     for delivery in message.deliveries:
         if delivery.status == RecipientStatus.REFUSED.value:
             delivery.status = RecipientStatus.PENDING.value

@@ -34,6 +34,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from flask_babel import gettext as _
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
@@ -97,7 +98,10 @@ _PORTAL = {
 _STAFF = {
     "name": ("The colleague's name", "Ada Agent"),
     "email": ("Their sign-in address", "ada@desk.example"),
-    "url": ("The link to choose a password (works once)", "https://desk.example/admin/welcome/SAMPLE"),
+    "url": (
+        "The link to choose a password (works once)",
+        "https://desk.example/admin/welcome/SAMPLE",
+    ),
     "identity_name": ("Name of the sender identity", "Support"),
 }
 
@@ -204,7 +208,7 @@ def language_of(language: str | None) -> str:
 
 def parse_default(raw: str) -> Source:
     """A shipped file: ``Subject: ...``, a blank line, then the text part."""
-    head, _, body = raw.partition("\n\n")
+    head, _blank, body = raw.partition("\n\n")
     if not head.startswith("Subject:"):
         raise ValueError("a system template file starts with a Subject: line")
     return Source(head.removeprefix("Subject:").strip(), body)
@@ -249,12 +253,15 @@ def render_source(kind: Kind, source: Source, values: dict[str, Any], language: 
 
 def check_source(kind: Kind, source: Source) -> None:
     """Refuse a template that cannot render with sample values (``TemplateRefused``)."""
-    for name, value in (("subject", source.subject), ("text", source.text)):
-        if not value.strip():
-            raise TemplateRefused(f"The {name} must not be empty.")
+    if not source.subject.strip():
+        raise TemplateRefused(_("The subject must not be empty."))
+    if not source.text.strip():
+        raise TemplateRefused(_("The text must not be empty."))
     for value in (source.subject, source.text, source.html or ""):
         if len(value) > SOURCE_LIMIT:
-            raise TemplateRefused(f"A template part may have at most {SOURCE_LIMIT} characters.")
+            raise TemplateRefused(
+                _("A template part may have at most %(n)d characters.", n=SOURCE_LIMIT)
+            )
     try:
         rendered = render_source(kind, source, sample_values(kind), FALLBACK_LANGUAGE)
     except TemplateError as error:
@@ -262,14 +269,14 @@ def check_source(kind: Kind, source: Source) -> None:
     except Exception as error:  # a filter raising on a sample value, e.g. int("x")
         raise TemplateRefused(f"{type(error).__name__}: {error}") from None
     if not rendered.subject:
-        raise TemplateRefused("The subject renders empty.")
+        raise TemplateRefused(_("The subject renders empty."))
 
 
 def describe(error: Exception) -> str:
     """Jinja's error as an admin can act on it: kind, message, line when known."""
     line = getattr(error, "lineno", None)
-    where = f" (line {line})" if line else ""
-    return f"{type(error).__name__}: {error}{where}"
+    what = f"{type(error).__name__}: {error}"  # Jinja's own words, English like its docs
+    return _("%(error)s (line %(line)d)", error=what, line=line) if line else what
 
 
 def stored(identity: SenderIdentity | None, kind: Kind, language: str) -> SystemTemplate | None:
@@ -341,7 +348,7 @@ def save_template(
 ) -> SystemTemplate:
     """Store an admin's version after it rendered with sample values; never commits."""
     if language not in LANGUAGES:
-        raise InvalidInput(f"Templates exist in {', '.join(LANGUAGES)}.")
+        raise InvalidInput(_("Templates exist in %(languages)s.", languages=", ".join(LANGUAGES)))
     html = source.html if source.html and source.html.strip() else None
     source = Source(source.subject.strip(), source.text.replace("\r\n", "\n"), html)
     check_source(kind, source)

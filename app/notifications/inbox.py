@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
@@ -62,7 +63,7 @@ def notification_of(user: User, notification_id: int) -> Notification:
     """The reader's own notification, else NotFound (also for other people's)."""
     row = db.session.get(Notification, notification_id)
     if row is None or row.user_id != user.id:
-        raise NotFound("There is no such notification.")
+        raise NotFound(_("There is no such notification."))
     return row
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from app import audit
 from app.actor import Actor, ActorKind
 from app.models.people import Team, User
@@ -23,14 +25,14 @@ def assign(
 ) -> StreamEntry:
     """Give the ticket a manager (and team); ``assignee=None`` sends it back to dispatch."""
     if actor.kind is ActorKind.CUSTOMER:
-        raise TransitionNotAllowed("Customers cannot assign tickets.")
+        raise TransitionNotAllowed(_("Customers cannot assign tickets."))
     if assignee is not None and not assignee.is_staff:
-        raise InvalidTicketChange(f"{assignee.name} is not a member of staff.")
+        raise InvalidTicketChange(_("%(name)s is not a member of staff.", name=assignee.name))
     if assignee is not None and not assignee.active:
-        raise InvalidTicketChange(f"{assignee.name} is deactivated.")
+        raise InvalidTicketChange(_("%(name)s is deactivated.", name=assignee.name))
     new_team = team or (assignee.team if assignee is not None else ticket.team)
     if ticket.assignee_id == (assignee.id if assignee else None) and ticket.team == new_team:
-        raise InvalidTicketChange("The ticket already sits with them.")
+        raise InvalidTicketChange(_("The ticket already sits with them."))
     before = ticket.assignee.name if ticket.assignee else None
     ticket.assignee = assignee
     ticket.team = new_team

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from app import audit
@@ -75,10 +76,12 @@ def change_priority(ticket: Ticket, priority: Priority, actor: Actor) -> StreamE
     try:
         target = Priority(priority)
     except ValueError:
-        raise InvalidTicketChange(f"Unknown priority {priority!r}.") from None
+        raise InvalidTicketChange(_("Unknown priority %(value)s.", value=repr(priority))) from None
     current = Priority(ticket.priority)
     if target == current:
-        raise InvalidTicketChange(f"The priority is already {current.label}.")
+        raise InvalidTicketChange(
+            _("The priority is already %(priority)s.", priority=_(current.label))
+        )
     ticket.priority = target.value
     data = {"from": current.value, "to": target.value}
     entry = add_entry(
@@ -97,7 +100,7 @@ def change_category(ticket: Ticket, category: Category | None, actor: Actor) -> 
     before = ticket.category.name if ticket.category else None
     after = category.name if category else None
     if before == after:
-        raise InvalidTicketChange("The category is unchanged.")
+        raise InvalidTicketChange(_("The category is unchanged."))
     ticket.category = category
     data = {"from": before, "to": after}
     entry = add_entry(
@@ -160,9 +163,15 @@ def link_tickets(
     ticket: Ticket, other: Ticket, actor: Actor, kind: LinkKind = LinkKind.RELATED
 ) -> TicketLink:
     if ticket.id == other.id:
-        raise InvalidTicketChange("A ticket cannot be linked to itself.")
-    if any(o.id == other.id for _, o in linked_tickets(ticket)):
-        raise InvalidTicketChange(f"{ticket.number} and {other.number} are already linked.")
+        raise InvalidTicketChange(_("A ticket cannot be linked to itself."))
+    if any(o.id == other.id for _kind, o in linked_tickets(ticket)):
+        raise InvalidTicketChange(
+            _(
+                "%(number)s and %(other)s are already linked.",
+                number=ticket.number,
+                other=other.number,
+            )
+        )
     link = TicketLink(
         source=ticket, target=other, kind=LinkKind(kind).value, created_by_id=actor.user_id
     )
@@ -194,7 +203,9 @@ def unlink_tickets(ticket: Ticket, other: Ticket, actor: Actor) -> None:
             db.session.delete(link)
             break
     else:
-        raise InvalidTicketChange(f"{ticket.number} is not linked with {other.number}.")
+        raise InvalidTicketChange(
+            _("%(number)s is not linked with %(other)s.", number=ticket.number, other=other.number)
+        )
     for here, there in ((ticket, other), (other, ticket)):
         add_entry(
             here,
@@ -214,9 +225,9 @@ def add_note(
 ) -> StreamEntry:
     """An internal note: staff only, never shown to the customer."""
     if actor.kind is not ActorKind.STAFF:
-        raise TransitionNotAllowed("Only staff can write internal notes.")
+        raise TransitionNotAllowed(_("Only staff can write internal notes."))
     if not body_text.strip() and not body_html:
-        raise InvalidTicketChange("A note needs some text.")
+        raise InvalidTicketChange(_("A note needs some text."))
     entry = add_entry(
         ticket, EntryKind.NOTE, actor, body_text=body_text, body_html=body_html, internal=True
     )
@@ -234,9 +245,9 @@ def add_customer_message(
 ) -> StreamEntry:
     """A customer writes (portal or mail): a Pending, Resolved or Closed ticket reopens."""
     if actor.kind is not ActorKind.CUSTOMER:
-        raise InvalidTicketChange("Only a customer's own words are customer messages.")
+        raise InvalidTicketChange(_("Only a customer's own words are customer messages."))
     if not body_text.strip() and not body_html:
-        raise InvalidTicketChange("The message is empty.")
+        raise InvalidTicketChange(_("The message is empty."))
     current = Status(ticket.status)
     if current in (Status.PENDING, Status.RESOLVED, Status.CLOSED):
         change_status(ticket, Status.OPEN, actor, reason="The customer replied.")

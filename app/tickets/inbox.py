@@ -7,6 +7,7 @@ itself a stream entry, so the team can see who cleared what.
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app import audit
@@ -62,8 +63,9 @@ def is_unread(ticket: Ticket, user: User) -> bool:
 
 def set_in_inbox(ticket: Ticket, actor: Actor, in_inbox: bool) -> None:
     if ticket.in_inbox == in_inbox:
-        where = "in" if in_inbox else "out of"
-        raise InvalidTicketChange(f"The ticket is already {where} the inbox.")
+        if in_inbox:
+            raise InvalidTicketChange(_("The ticket is already in the inbox."))
+        raise InvalidTicketChange(_("The ticket is already out of the inbox."))
     ticket.in_inbox = in_inbox
     text = "Moved to the inbox." if in_inbox else "Removed from the inbox."
     add_entry(
@@ -78,6 +80,8 @@ def check_version(ticket: Ticket, seen_version: int | None) -> None:
     """Refuse an edit made on a stale page instead of silently overwriting a colleague."""
     if seen_version is not None and seen_version != ticket.version:
         raise Conflict(
-            "Someone else changed this ticket while you were editing it. "
-            "The page now shows their change; check it and try again."
+            _(
+                "Someone else changed this ticket while you were editing it. "
+                "The page now shows their change; check it and try again."
+            )
         )

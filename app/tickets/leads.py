@@ -11,6 +11,7 @@ stays as the sales side's list of prospects, no longer attached to tickets.
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
 from app.actor import Actor
@@ -51,13 +52,16 @@ def set_leads(ticket: Ticket, contact_ids: list[int], actor: Actor) -> StreamEnt
         list(db.session.scalars(select(Contact).where(Contact.id.in_(wanted)))) if wanted else []
     )
     if len(contacts) != len(wanted):
-        raise InvalidInput("One of the chosen leads no longer exists; reload the page.")
+        raise InvalidInput(_("One of the chosen leads no longer exists; reload the page."))
     current = {c.id for c in ticket.leads}
     for contact in contacts:
         if contact.id in current:
             continue
         if ticket.account_id is None or contact.account_id != ticket.account_id:
             raise InvalidInput(
-                f"{contact.name} is not a contact of this ticket's account and cannot be a lead."
+                _(
+                    "%(name)s is not a contact of this ticket's account and cannot be a lead.",
+                    name=contact.name,
+                )
             )
     return _record_leads(ticket, contacts, actor)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import aliased, joinedload, lazyload
 
@@ -117,7 +118,7 @@ class ListQuery:
     def from_args(cls, view: str, args: Any) -> ListQuery:
         """From a ``MultiDict`` of request arguments (or anything with ``getlist``)."""
         if view not in VIEWS:
-            raise InvalidInput(f"There is no list called {view!r}.")
+            raise InvalidInput(_("There is no list called %(view)s.", view=repr(view)))
         owners = [o for o in args.getlist("owner") if o]
         owner_ids = lenient_ids(owners)
         if owner_ids:
@@ -528,7 +529,9 @@ class BulkRefused(InvalidInput):
     """One ticket refused the change; nothing of the batch was applied (status 422)."""
 
     def __init__(self, number: str, reason: str) -> None:
-        super().__init__(f"Nothing was changed: {number} refused. {reason}")
+        super().__init__(
+            _("Nothing was changed: %(number)s refused. %(reason)s", number=number, reason=reason)
+        )
         self.number = number
         self.reason = reason
 
@@ -565,9 +568,9 @@ def apply_bulk(
     and reported as unchanged. Never commits.
     """
     if not ticket_ids:
-        raise InvalidInput("Tick at least one ticket.")
+        raise InvalidInput(_("Tick at least one ticket."))
     if actor.user is None:
-        raise InvalidInput("Bulk changes need a signed-in member of staff.")
+        raise InvalidInput(_("Bulk changes need a signed-in member of staff."))
     tickets = list(
         db.session.scalars(
             select(Ticket)
@@ -577,7 +580,7 @@ def apply_bulk(
         ).unique()
     )
     if len(tickets) != len(set(ticket_ids)):
-        raise InvalidInput("Some of the ticked tickets no longer exist; reload the list.")
+        raise InvalidInput(_("Some of the ticked tickets no longer exist; reload the list."))
     result = BulkResult()
     if action is BulkAction.READ:
         _mark_read(tickets, actor.user, result)
@@ -586,21 +589,21 @@ def apply_bulk(
         try:
             if action is BulkAction.ASSIGN:
                 if assignee is None:
-                    raise InvalidInput("Choose whom to assign the tickets to.")
+                    raise InvalidInput(_("Choose whom to assign the tickets to."))
                 if ticket.assignee_id == assignee.id:
                     result.unchanged.append(ticket.number)
                     continue
                 assign(ticket, actor, assignee=assignee)
             elif action is BulkAction.STATUS:
                 if status is None:
-                    raise InvalidInput("Choose a status.")
+                    raise InvalidInput(_("Choose a status."))
                 if ticket.status == status.value:
                     result.unchanged.append(ticket.number)
                     continue
                 change_status(ticket, status, actor)
             elif action is BulkAction.TAG:
                 if not tag or not tag.strip():
-                    raise InvalidInput("Type the tag to add.")
+                    raise InvalidInput(_("Type the tag to add."))
                 if set_tags(ticket, [t.name for t in ticket.tags] + [tag], actor) is None:
                     result.unchanged.append(ticket.number)
                     continue
@@ -621,5 +624,5 @@ def staff_member(user_id: int | None) -> User | None:
         return None
     user = db.session.get(User, user_id)
     if user is None or not user.active or not (user.roles & STAFF_ROLES):
-        raise InvalidInput("Choose an active member of staff.")
+        raise InvalidInput(_("Choose an active member of staff."))
     return user

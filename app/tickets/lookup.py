@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -14,7 +15,7 @@ from app.models.tickets import StreamEntry, Ticket
 def ticket_by_number(number: str) -> Ticket:
     ticket = db.session.scalar(select(Ticket).where(Ticket.number == number.upper()))
     if ticket is None:
-        raise NotFound(f"There is no ticket {number}.")
+        raise NotFound(_("There is no ticket %(number)s.", number=number))
     return ticket
 
 
@@ -35,7 +36,7 @@ def ticket_page(number: str) -> Ticket:
         )
     )
     if ticket is None:
-        raise NotFound(f"There is no ticket {number}.")
+        raise NotFound(_("There is no ticket %(number)s.", number=number))
     return ticket
 
 
@@ -45,5 +46,5 @@ def ticket_file(ticket: Ticket, public_id: str) -> VaultFile:
         select(VaultFile).where(VaultFile.public_id == public_id, VaultFile.ticket_id == ticket.id)
     )
     if file is None:
-        raise NotFound("There is no such file on this ticket.")
+        raise NotFound(_("There is no such file on this ticket."))
     return file

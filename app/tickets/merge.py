@@ -20,6 +20,7 @@ Nothing is committed here: the caller commits once, so the merge happens whole o
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from app import audit
@@ -56,15 +57,25 @@ def merged_into(ticket: Ticket) -> str | None:
 def merge_ticket(duplicate: Ticket, target: Ticket, actor: Actor) -> int:
     """Move ``duplicate`` into ``target``; return how many stream entries moved."""
     if actor.kind is not ActorKind.STAFF:
-        raise TransitionNotAllowed("Only staff can merge tickets.")
+        raise TransitionNotAllowed(_("Only staff can merge tickets."))
     if duplicate.id == target.id:
-        raise InvalidTicketChange("A ticket cannot be merged into itself.")
+        raise InvalidTicketChange(_("A ticket cannot be merged into itself."))
     if (where := merged_into(target)) is not None:
         raise InvalidTicketChange(
-            f"{target.number} was itself merged into {where}; merge into {where} instead."
+            _(
+                "%(number)s was itself merged into %(where)s; merge into %(where)s instead.",
+                number=target.number,
+                where=where,
+            )
         )
     if (where := merged_into(duplicate)) is not None:
-        raise InvalidTicketChange(f"{duplicate.number} was already merged into {where}.")
+        raise InvalidTicketChange(
+            _(
+                "%(number)s was already merged into %(where)s.",
+                number=duplicate.number,
+                where=where,
+            )
+        )
 
     moved = _move_stream(duplicate, target)
     _move_tasks(duplicate, target)

@@ -7,6 +7,7 @@ chose to receive all mail are subscribed. A new manager is subscribed on assignm
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import Integer, and_, bindparam, insert, or_, select
 
 from app import audit
@@ -99,7 +100,7 @@ NAME_MAX = 200
 def _clean_name(name: str | None) -> str | None:
     cleaned = " ".join((name or "").split())  # also drops CR/LF: the name goes into headers
     if len(cleaned) > NAME_MAX:
-        raise InvalidTicketChange(f"A name has at most {NAME_MAX} characters.")
+        raise InvalidTicketChange(_("A name has at most %(n)d characters.", n=NAME_MAX))
     return cleaned or None
 
 
@@ -114,13 +115,17 @@ def add_recipient(
     try:
         kind = RecipientKind(kind)
     except ValueError:
-        raise InvalidTicketChange("Choose To, Cc or Bcc.") from None
+        raise InvalidTicketChange(_("Choose To, Cc or Bcc.")) from None
     address = normalise_address(address)
     name = _clean_name(name)
     existing = next((r for r in ticket.recipients if r.address == address), None)
     if existing is not None:
         raise InvalidTicketChange(
-            f"{address} is already a recipient ({RecipientKind(existing.kind).value.title()})."
+            _(
+                "%(address)s is already a recipient (%(kind)s).",
+                address=address,
+                kind=RecipientKind(existing.kind).value.title(),
+            )
         )
     recipient = TicketRecipient(kind=kind.value, address=address, name=name)
     ticket.recipients.append(recipient)
@@ -148,7 +153,7 @@ def add_recipient(
 def recipient_of(ticket: Ticket, recipient_id: int) -> TicketRecipient:
     recipient = next((r for r in ticket.recipients if r.id == recipient_id), None)
     if recipient is None:
-        raise NotFound("There is no such recipient on this ticket.")
+        raise NotFound(_("There is no such recipient on this ticket."))
     return recipient
 
 
@@ -177,9 +182,9 @@ def remove_recipient(ticket: Ticket, actor: Actor, recipient: TicketRecipient) -
 def add_subscriber(ticket: Ticket, actor: Actor, user: User | None) -> None:
     """Subscribe an employee (oneself or a colleague) so they hear about the ticket."""
     if user is None or not user.active or not user.is_staff:
-        raise InvalidTicketChange("Only active staff can be subscribed to a ticket.")
+        raise InvalidTicketChange(_("Only active staff can be subscribed to a ticket."))
     if user in ticket.subscribers:
-        raise InvalidTicketChange(f"{user.name} is already subscribed.")
+        raise InvalidTicketChange(_("%(name)s is already subscribed.", name=user.name))
     subscribe(ticket, user)
     who = "subscribed" if user.id == actor.user_id else f"subscribed {user.name}"
     add_entry(
@@ -197,7 +202,7 @@ def add_subscriber(ticket: Ticket, actor: Actor, user: User | None) -> None:
 
 def remove_subscriber(ticket: Ticket, actor: Actor, user: User | None) -> None:
     if user is None or user not in ticket.subscribers:
-        raise InvalidTicketChange("That person is not subscribed.")
+        raise InvalidTicketChange(_("That person is not subscribed."))
     unsubscribe(ticket, user)
     who = "unsubscribed" if user.id == actor.user_id else f"unsubscribed {user.name}"
     add_entry(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
+
 from app import audit
 from app.actor import Actor, ActorKind
 from app.errors import InvalidInput
@@ -54,21 +56,21 @@ def answer(
     on a ticket with no manager makes the replying agent its manager.
     """
     if actor.kind is not ActorKind.STAFF:
-        raise TransitionNotAllowed("Only staff answer tickets here.")
+        raise TransitionNotAllowed(_("Only staff answer tickets here."))
     files = files or []
     body = body.strip()
     if not body and not files:
-        raise InvalidInput("Write something or attach a file.")
+        raise InvalidInput(_("Write something or attach a file."))
     if not body:
         body = "Attached " + ", ".join(f.display_name for f in files)
     if pending_until is not None and pending_until <= utcnow():
-        raise InvalidInput("The follow-up date must be in the future.")
+        raise InvalidInput(_("The follow-up date must be in the future."))
     if internal:
         entry = add_note(ticket, actor, body)
         notify(NotificationKind.MENTIONED, ticket, actor, text=body)
     else:
         if identity is None or not identity.active:
-            raise InvalidInput("Choose the address to answer from.")
+            raise InvalidInput(_("Choose the address to answer from."))
         entry = add_entry(
             ticket,
             EntryKind.MAIL_OUT,

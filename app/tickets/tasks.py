@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -53,7 +54,7 @@ def parse_local_due(value: str | None, zone_name: str) -> datetime | None:
 
 def _check_assignee(user: User | None) -> User:
     if user is None or not user.active or not user.has_role(Role.AGENT, Role.SUPERVISOR):
-        raise InvalidTicketChange("A task is assigned to an active agent or supervisor.")
+        raise InvalidTicketChange(_("A task is assigned to an active agent or supervisor."))
     return user
 
 
@@ -72,9 +73,9 @@ def create_task(
     """Add a task to the ticket; flushed so the audit row can name its id."""
     title = " ".join((title or "").split())
     if not title:
-        raise InvalidTicketChange("A task needs a title.")
+        raise InvalidTicketChange(_("A task needs a title."))
     if len(title) > TITLE_MAX:
-        raise InvalidTicketChange(f"A task title has at most {TITLE_MAX} characters.")
+        raise InvalidTicketChange(_("A task title has at most %(n)d characters.", n=TITLE_MAX))
     assignee = _check_assignee(assignee)
     task = Task(
         ticket=ticket,
@@ -109,8 +110,9 @@ def create_task(
 def set_done(task: Task, actor: Actor, done: bool) -> None:
     """Mark done or open again; asking for the state it already has is refused."""
     if done == (task.done_at is not None):
-        state = "done" if done else "open"
-        raise InvalidTicketChange(f"The task is already {state}.")
+        if done:
+            raise InvalidTicketChange(_("The task is already done."))
+        raise InvalidTicketChange(_("The task is already open."))
     task.done_at = utcnow() if done else None
     verb = "done" if done else "reopened"
     add_entry(
@@ -149,7 +151,7 @@ def task_of(ticket: Ticket, task_id: int) -> Task:
     """A task of this ticket; another ticket's task is as absent as a made-up one."""
     task = db.session.get(Task, task_id)
     if task is None or task.ticket_id != ticket.id:
-        raise NotFound("There is no such task on this ticket.")
+        raise NotFound(_("There is no such task on this ticket."))
     return task
 
 

@@ -9,6 +9,8 @@ moves a ticket back to New: it is only the state of a ticket nobody has touched 
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from app.actor import ActorKind
 from app.models.tickets import Status
 from app.tickets.errors import TransitionNotAllowed
@@ -48,13 +50,27 @@ def allowed_targets(current: Status, actor: ActorKind) -> list[Status]:
 
 
 def check_transition(current: Status, target: Status, actor: ActorKind) -> None:
-    """Raise ``TransitionNotAllowed`` with a sentence a person understands."""
+    """Raise ``TransitionNotAllowed`` with a sentence a person understands.
+
+    The sentence is in the reader's language (``gettext``; English outside a request), the
+    status names too: a German agent reads "In Bearbeitung", not "In Progress". Each kind
+    of actor has a sentence of its own because languages inflect "a customer" differently.
+    """
     if current == target:
-        raise TransitionNotAllowed(f"The ticket is already {target.label}.")
+        raise TransitionNotAllowed(_("The ticket is already %(status)s.", status=_(target.label)))
+    old, new = _(current.label), _(target.label)
     allowed = TRANSITIONS.get((current, target))
     if not allowed:
-        raise TransitionNotAllowed(f"A ticket cannot go from {current.label} to {target.label}.")
-    if actor not in allowed:
         raise TransitionNotAllowed(
-            f"A {actor.value} cannot move a ticket from {current.label} to {target.label}."
+            _("A ticket cannot go from %(old)s to %(new)s.", old=old, new=new)
         )
+    if actor not in allowed:
+        if actor is ActorKind.CUSTOMER:
+            message = _(
+                "A customer cannot move a ticket from %(old)s to %(new)s.", old=old, new=new
+            )
+        elif actor is ActorKind.SYSTEM:
+            message = _("A system cannot move a ticket from %(old)s to %(new)s.", old=old, new=new)
+        else:
+            message = _("A staff cannot move a ticket from %(old)s to %(new)s.", old=old, new=new)
+        raise TransitionNotAllowed(message)

@@ -192,7 +192,7 @@ def answer_view(number: str) -> Response:
         try:
             identity = None
             if not internal:
-                identity_id = int_id(draft["identity_id"], "Answer from")
+                identity_id = int_id(draft["identity_id"], _("answer from"))
                 identity = db.session.get(SenderIdentity, identity_id) if identity_id else None
             answer(
                 t,
@@ -244,14 +244,18 @@ def _local_datetime(value: str) -> datetime | None:
 
 
 def _chosen(model: type[M], value: str | None, what: str) -> M | None:
-    """The row a select names: blank is "none", an id that names no row is refused."""
+    """The row a select names: blank is "none", an id that names no row is refused.
+
+    ``what`` is the field's name already in the reader's language (``_("category")``):
+    German capitalises nouns, so it is not lower-cased here.
+    """
     row_id = int_id(value, what)
     if row_id is None:
         return None
     row = db.session.get(model, row_id)
     if row is None:
         raise InvalidInput(
-            _("There is no such %(what)s; reload the page and choose again.", what=what.lower())
+            _("There is no such %(what)s; reload the page and choose again.", what=what)
         )
     return row
 
@@ -278,23 +282,23 @@ def edit_fields(number: str) -> Response:
 
 def _apply_fields(t: Ticket, form: Any) -> None:
     actor = _actor()
-    check_version(t, int_id(form.get("version"), "version"))
-    status = choice(Status, form.get("status"), "status")
+    check_version(t, int_id(form.get("version"), _("version")))
+    status = choice(Status, form.get("status"), _("status"))
     if status is not None and status.value != t.status:
         change_status(t, status, actor)
-    priority = choice(Priority, form.get("priority"), "priority")
+    priority = choice(Priority, form.get("priority"), _("priority"))
     if priority is not None and priority.value != t.priority:
         change_priority(t, priority, actor)
     if "category_id" in form:
-        category = _chosen(Category, form["category_id"], "Category")
+        category = _chosen(Category, form["category_id"], _("category"))
         if (category.id if category else None) != t.category_id:
             change_category(t, category, actor)
     if "tags" in form:
         set_tags(t, [n for n in form["tags"].split(",") if n.strip()], actor)
     if "leads_shown" in form:
         set_leads(t, int_ids(form.getlist("lead_ids"), "Leads"), actor)
-    assignee = _chosen(User, form["assignee_id"], "Manager") if "assignee_id" in form else None
-    team = _chosen(Team, form["team_id"], "Team") if "team_id" in form else None
+    assignee = _chosen(User, form["assignee_id"], _("manager")) if "assignee_id" in form else None
+    team = _chosen(Team, form["team_id"], _("team")) if "team_id" in form else None
     new_assignee = (assignee.id if assignee else None) if "assignee_id" in form else t.assignee_id
     new_team = (team.id if team else None) if "team_id" in form else t.team_id
     if new_assignee != t.assignee_id or new_team != t.team_id:
@@ -426,7 +430,7 @@ def send_again_view(number: str, outbox_id: int) -> Response:
 @bp.get("/identities/templates")
 def identity_templates() -> Response:
     """The template picker for the chosen identity (htmx swaps the options)."""
-    identity = _chosen(SenderIdentity, request.args.get("identity_id"), "Answer from")
+    identity = _chosen(SenderIdentity, request.args.get("identity_id"), _("answer from"))
     number = request.args.get("number")
     t = ticket_by_number(number) if number else None  # placeholders filled in for it
     templates = identity.templates if identity else []
