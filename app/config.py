@@ -109,6 +109,13 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "PENDING_AUTO_CLOSE_DAYS",
+        7,
+        "a Pending ticket without a follow-up date closes after this many calendar days of "
+        "customer silence",
+        int,
+    ),
+    Setting(
         "MAIL_SENDER_LIMIT_PER_HOUR",
         30,
         "mails from one sender within an hour beyond which more are quarantined",

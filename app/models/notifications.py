@@ -29,6 +29,7 @@ class NotificationKind(enum.StrEnum):
     MENTIONED = "mentioned"  # someone wrote @me in an internal note
     TASK_DUE = "task_due"  # a task assigned to me reached its due time
     REPLY_FAILED = "reply_failed"  # a reply I wrote could not be delivered
+    FOLLOW_UP_DUE = "follow_up_due"  # a Pending ticket I manage reached its follow-up date
 
 
 class Notification(db.Model):

@@ -201,6 +201,10 @@ class Ticket(db.Model):
         Index("ix_ticket_priority_updated", "priority", "updated_at"),
         Index("ix_ticket_dispatch_updated", "waiting_for_dispatch", "updated_at"),
         Index("ix_ticket_inbox", "in_inbox", "last_customer_activity_at"),
+        # The Pending sweeps (app.tickets.pending): status equal, then a range on the timer,
+        # so a sweep reads only the waiting tickets that are due, in order.
+        Index("ix_ticket_pending_due", "status", "pending_until"),
+        Index("ix_ticket_pending_wait", "status", "pending_since"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -233,6 +237,10 @@ class Ticket(db.Model):
     in_inbox: Mapped[bool] = mapped_column(Boolean, default=False)
     last_customer_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # When the agent last set (or renewed) Pending: the auto-close clock of a Pending ticket
+    # without a follow-up date. NULL whenever the ticket is not Pending, so the sweeps read
+    # an index range of exactly the waiting tickets (``app.tickets.pending``).
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,11 +1,11 @@
 """Each agent's choice per kind of notification: in the app, by mail, both or neither.
 
 Defaults (no row stored): what is addressed to me personally (assigned to me, mentioned,
-my task due, my reply failed) comes in the app *and* by mail, because it needs me even
-when I am not looking at the desk; what is about my work in general (a new ticket in my
-team or for dispatch, a customer wrote on my ticket) only in the app: a busy team would
-drown in such mail, and a customer's mail on my ticket is already passed on to me by mail
-(``outbound.queue_distribution``).
+my task due, my reply failed, my pending ticket's follow-up date) comes in the app *and*
+by mail, because it needs me even when I am not looking at the desk; what is about my work
+in general (a new ticket in my team or for dispatch, a customer wrote on my ticket) only in
+the app: a busy team would drown in such mail, and a customer's mail on my ticket is
+already passed on to me by mail (``outbound.queue_distribution``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ DEFAULTS: dict[NotificationKind, Choice] = {
     NotificationKind.MENTIONED: Choice(in_app=True, by_mail=True),
     NotificationKind.TASK_DUE: Choice(in_app=True, by_mail=True),
     NotificationKind.REPLY_FAILED: Choice(in_app=True, by_mail=True),
+    NotificationKind.FOLLOW_UP_DUE: Choice(in_app=True, by_mail=True),
 }
 
 

@@ -19,6 +19,7 @@ KIND_LABELS = {
     NotificationKind.MENTIONED: "I was mentioned in a note (@name)",
     NotificationKind.TASK_DUE: "A task of mine is due",
     NotificationKind.REPLY_FAILED: "A reply of mine could not be sent",
+    NotificationKind.FOLLOW_UP_DUE: "A pending ticket of mine reached its follow-up date",
 }
 
 
@@ -48,6 +49,8 @@ def headline(kind: str, params: dict[str, Any], actor_name: str | None, number: 
             )
         case NotificationKind.REPLY_FAILED:
             return _("Your reply on %(ticket)s could not be sent", ticket=ticket)
+        case NotificationKind.FOLLOW_UP_DUE:
+            return _("Follow up on %(ticket)s: its follow-up date has come", ticket=ticket)
     return ticket  # pragma: no cover - the enum above is exhaustive
 
 
@@ -58,6 +61,12 @@ def detail(kind: str, params: dict[str, Any]) -> str:
             return _("Handover note: %(note)s", note=params["note"])
         case NotificationKind.TASK_DUE if params.get("due_at"):
             return _("Due %(due)s UTC", due=params["due_at"])
+        case NotificationKind.FOLLOW_UP_DUE if params.get("follow_up"):
+            return _(
+                "Pending since %(since)s UTC, follow-up %(due)s UTC, no answer from the customer.",
+                since=params.get("since") or "?",
+                due=params["follow_up"],
+            )
         case NotificationKind.REPLY_FAILED if params.get("error"):
             return _("The mail server said: %(error)s", error=params["error"])
     return str(params.get("excerpt") or params.get("subject") or "")

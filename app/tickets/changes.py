@@ -48,8 +48,9 @@ def change_status(
     now = utcnow()
     if target == Status.PENDING:
         ticket.pending_until = pending_until
+        ticket.pending_since = now  # the auto-close clock (app.tickets.pending)
     else:
-        ticket.pending_until = None
+        ticket.pending_until = ticket.pending_since = None
     if target == Status.RESOLVED:
         ticket.resolved_at = now
     if target == Status.CLOSED:

@@ -4,7 +4,8 @@ A portal reply, a mail answering a ticket, an API call on a customer's behalf: e
 through ``customer_writes``, so the rules are the same everywhere:
 
 - within ``REOPEN_DAYS`` of being solved or closed, the message lands on the ticket; a
-  Pending, Resolved or Closed ticket becomes Open (``add_customer_message``);
+  Pending, Resolved or Closed ticket becomes Open (``add_customer_message``), and a
+  Pending ticket's follow-up reminder and auto-close are cancelled (``pending``);
 - later, the old conversation is history: the message opens a new ticket, linked to the
   old one as related, so the old ticket's reports and SLA figures stay as they were;
 - either way the ticket lands in the agents' inbox, unread for its manager
@@ -34,6 +35,7 @@ from app.models.types import utcnow
 from app.notifications import NotificationKind, notify
 from app.tickets.changes import add_customer_message, link_tickets
 from app.tickets.creation import create_ticket
+from app.tickets.pending import cancel_timers
 
 ENTRY_KIND = {
     Channel.PORTAL: EntryKind.PORTAL_MESSAGE,
@@ -111,6 +113,7 @@ def customer_writes(
     if reply_reopens(ticket, now):
         was_done = closed_since(ticket) is not None
         entry = add_customer_message(ticket, actor, body_text, kind=kind, body_html=body_html)
+        cancel_timers(ticket)  # the customer answered: no follow-up reminder, no auto-close
         if data:
             entry.data = {**(entry.data or {}), **data}
         attach(files, ticket, entry)

@@ -101,8 +101,8 @@ def answer(
         mark_read(ticket, me)
     if set_pending and Status(ticket.status) != Status.PENDING:
         change_status(ticket, Status.PENDING, actor, pending_until=pending_until)
-    elif set_pending:
-        ticket.pending_until = pending_until
+    elif set_pending:  # answered again, still waiting: the wait starts over
+        ticket.pending_until, ticket.pending_since = pending_until, utcnow()
     # Sent: the agent's draft of this kind goes in the same transaction (kept if refused).
     drafts.discard(ticket, actor.user, DraftKind.of(internal))
     return entry
