@@ -16,7 +16,7 @@ from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = '0022'
-down_revision = '0012'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
