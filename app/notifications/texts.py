@@ -9,23 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from app.models.notifications import NotificationKind
 
 KIND_LABELS = {
-    NotificationKind.NEW_TICKET: "New ticket in my team or for dispatch",
-    NotificationKind.ASSIGNED: "A ticket was assigned to me",
-    NotificationKind.CUSTOMER_WROTE: "A customer wrote on my ticket",
-    NotificationKind.MENTIONED: "I was mentioned in a note (@name)",
-    NotificationKind.TASK_DUE: "A task of mine is due",
-    NotificationKind.REPLY_FAILED: "A reply of mine could not be sent",
-    NotificationKind.FOLLOW_UP_DUE: "A pending ticket of mine reached its follow-up date",
+    NotificationKind.NEW_TICKET: _l("New ticket in my team or for dispatch"),
+    NotificationKind.ASSIGNED: _l("A ticket was assigned to me"),
+    NotificationKind.CUSTOMER_WROTE: _l("A customer wrote on my ticket"),
+    NotificationKind.MENTIONED: _l("I was mentioned in a note (@name)"),
+    NotificationKind.TASK_DUE: _l("A task of mine is due"),
+    NotificationKind.REPLY_FAILED: _l("A reply of mine could not be sent"),
+    NotificationKind.FOLLOW_UP_DUE: _l("A pending ticket of mine reached its follow-up date"),
 }
 
 
 def kind_label(kind: NotificationKind) -> str:
     """The name of a kind on the preferences page."""
-    return _(KIND_LABELS[kind])
+    return str(KIND_LABELS[kind])
 
 
 def headline(kind: str, params: dict[str, Any], actor_name: str | None, number: str | None) -> str:
