@@ -56,8 +56,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -262,13 +263,28 @@ def file_message(
     is unreachable, with nothing committed, so the sender (MTA, IMAP) tries again.
     """
     try:
-        with deferred_durability():  # the original and the files: flushed before the commit
+        # The original and the files: flushed before the commit; the audit rows and the
+        # search index: written together before the commit.
+        with deferred_durability(), deferred_writes():
             filed = file_one(raw, Context.load(source, mailbox), source_ref)
     except BaseException:
         db.session.rollback()
         raise
     _commit()
     return filed
+
+
+@contextmanager
+def deferred_writes() -> Iterator[None]:
+    """Audit rows and search-index rows of the block: one write each, before the commit.
+
+    Both stay in the filing's transaction (``audit.deferred``, ``search.deferred_reindex``);
+    a message whose savepoint rolls back takes its audit rows with it (``attempt``).
+    """
+    from app.tickets.search import deferred_reindex
+
+    with audit.deferred(), deferred_reindex():
+        yield
 
 
 def _commit() -> None:
@@ -309,7 +325,7 @@ def file_batch(
         context = Context.load(source, mailbox)
         prepared = [prepare(raw) for raw, _ in items]
         context.preload([p.parsed.from_address for p in prepared if p.parsed is not None])
-        with deferred_durability():
+        with deferred_durability(), deferred_writes():
             vault = get_vault()
             workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
             with ThreadPoolExecutor(workers, thread_name_prefix="mail-original") as pool:
@@ -473,10 +489,12 @@ def record_original(stored: StoredFile, filename: str) -> int:
 
 def attempt(decide: Callable[[], Result], label: str) -> Result:
     """Run ``decide`` in a savepoint; any failure but a lost database becomes quarantine."""
+    mark = audit.pending_mark()
     try:
         with db.session.begin_nested():
             return decide()
     except Exception as error:
+        audit.discard_pending(mark)  # rows of what the savepoint undid
         if database_down(error):
             raise
         current_app.logger.exception("mail %s could not be filed", label)
