@@ -66,7 +66,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from redis.exceptions import RedisError
-from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy import bindparam, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app import audit
@@ -244,6 +244,7 @@ class Result:
     reason: str | None = None
     ticket: Ticket | None = None
     entry_id: int | None = None
+    entry: StreamEntry | None = None  # when the id is not known yet: read after the flush
     robot: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     attachments: list[str] = field(default_factory=list)
@@ -373,20 +374,36 @@ def put_original(vault: Vault, prepared: Prepared) -> StoredFile:
     return vault.put(io.BytesIO(prepared.raw), max_size=2**62, mime_type="message/rfc822")
 
 
+# The statements every message runs are built once and executed on the connection: built
+# per message and run through the session, their construction, cache-key computation and
+# the ORM's autoflush cost more than SQLite's work (``bench/mail_ingest.py``). Nothing they
+# write or read is pending in the session: the inbound row is only ever written this way.
+_INBOUND = InboundMail.__table__
+_CLAIM: dict[str, Any] = {}  # dialect name -> INSERT ... ON CONFLICT DO NOTHING RETURNING id
+_FINISH = update(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id"))
+
+
+def _claim_statement(dialect: str) -> Any:
+    statement = _CLAIM.get(dialect)
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        statement = (
+            dialect_insert(_INBOUND)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(_INBOUND.c.id)
+        )
+        _CLAIM[dialect] = statement
+    return statement
+
+
 def _claim(values: dict[str, Any]) -> int | None:
     """Insert the row unless its dedupe key exists; its id, or None for a duplicate."""
-    table = InboundMail.__table__
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = (
-        dialect_insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(table.c.id)
-    )
-    return db.session.execute(statement).scalar_one_or_none()
+    connection = db.session.connection()
+    statement = _claim_statement(connection.dialect.name)
+    return connection.execute(statement, values).scalar_one_or_none()
 
 
 def _duplicate(key: str, parsed: ParsedMail | None) -> Filed:
@@ -468,7 +485,7 @@ def record_original(stored: StoredFile, filename: str) -> int:
     ``store.record_stored`` does the same through the ORM; for every received message
     the unit of work cost more than the two statements (``bench/mail_ingest.py``).
     """
-    file_id, public_id = db.session.execute(
+    file_id, public_id = db.session.connection().execute(
         _INSERT_FILE,
         {
             "blob_id": stored.blob_id,
@@ -519,19 +536,20 @@ def finish(
         )
         if parsed.defects:
             details["defects"] = parsed.defects[:20]
-    db.session.execute(
-        update(InboundMail)
-        .where(InboundMail.id == inbound_id)
-        .values(
-            outcome=result.outcome.value,
-            reason=(result.reason or None) and result.reason[:2000],
-            robot=result.robot,
-            ticket_id=result.ticket.id if result.ticket else None,
-            entry_id=result.entry_id,
-            raw_file_id=raw_file_id,
-            details=details or None,
-        )
-        .execution_options(synchronize_session=False)
+    if result.entry is not None and result.entry.id is None:
+        db.session.flush()  # filed outside a savepoint (held mail): its entry needs its id
+    db.session.connection().execute(
+        _FINISH,
+        {
+            "inbound_id": inbound_id,
+            "outcome": result.outcome.value,
+            "reason": (result.reason or None) and result.reason[:2000],
+            "robot": result.robot,
+            "ticket_id": result.ticket.id if result.ticket else None,
+            "entry_id": result.entry.id if result.entry is not None else result.entry_id,
+            "raw_file_id": raw_file_id,
+            "details": details or None,
+        },
     )
     held = db.session.identity_map.get(db.session.identity_key(InboundMail, inbound_id))
     if held is not None:
@@ -650,10 +668,13 @@ class StoredParts:
     def names(self) -> list[str]:
         return [f.display_name for f in self.files if f.kind == FileKind.ATTACHMENT.value]
 
-    def attach(self, ticket: Ticket, entry_id: int) -> None:
+    def attach(self, ticket: Ticket, entry: StreamEntry | int) -> None:
         for file in self.files:
             file.ticket = ticket
-            file.entry_id = entry_id
+            if isinstance(entry, int):
+                file.entry_id = entry
+            else:
+                file.entry = entry
 
 
 def store_parts(parsed: ParsedMail, actor: Actor) -> StoredParts:
@@ -680,27 +701,36 @@ def body_text(parsed: ParsedMail, parts: StoredParts | None = None) -> str:
     return ("Attached: " + ", ".join(names)) if names else "(empty message)"
 
 
+_ENTRIES = StreamEntry.__table__
+_SET_FIRST_ENTRY = (
+    update(_ENTRIES)
+    .where(
+        _ENTRIES.c.id
+        == select(_ENTRIES.c.id)
+        .where(_ENTRIES.c.ticket_id == bindparam("b_ticket_id"))
+        .order_by(_ENTRIES.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    .returning(_ENTRIES.c.id)
+)
+_SET_ENTRY = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_entry_id"))
+
+
 def _set_first_entry(ticket_id: int, parsed: ParsedMail, parts: StoredParts) -> int:
     """``_set_entry`` on a new ticket's first entry, found in the same statement; its id.
 
     ``create_ticket`` writes the entry with a bare INSERT; finding it by a query of its
     own was one more statement per new ticket (``bench/mail_ingest.py``).
     """
-    first = (
-        select(StreamEntry.id)
-        .where(StreamEntry.ticket_id == ticket_id)
-        .order_by(StreamEntry.id)
-        .limit(1)
-        .scalar_subquery()
+    entry_id: int = (
+        db.session.connection()
+        .execute(
+            _SET_FIRST_ENTRY,
+            {"b_ticket_id": ticket_id, "data": entry_data(parsed, parts), "body_html": parts.html},
+        )
+        .scalar_one()
     )
-    values: dict[str, Any] = {"data": entry_data(parsed, parts), "body_html": parts.html}
-    entry_id: int = db.session.execute(
-        update(StreamEntry)
-        .where(StreamEntry.id == first)
-        .values(**values)
-        .returning(StreamEntry.id)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
     entry = db.session.identity_map.get(db.session.identity_key(StreamEntry, entry_id))
     if entry is not None:
         db.session.expire(entry, ["data", "body_html"])
@@ -708,12 +738,10 @@ def _set_first_entry(ticket_id: int, parsed: ParsedMail, parts: StoredParts) -> 
 
 
 def _set_entry(entry_id: int, parsed: ParsedMail, parts: StoredParts) -> None:
-    values: dict[str, Any] = {"data": entry_data(parsed, parts), "body_html": parts.html}
-    db.session.execute(
-        update(StreamEntry)
-        .where(StreamEntry.id == entry_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    db.session.flush()  # the entry's row as the ORM left it, before it is overwritten
+    db.session.connection().execute(
+        _SET_ENTRY,
+        {"b_entry_id": entry_id, "data": entry_data(parsed, parts), "body_html": parts.html},
     )
     entry = db.session.identity_map.get(db.session.identity_key(StreamEntry, entry_id))
     if entry is not None:
@@ -884,25 +912,27 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
 
     if not parsed.from_address:
         raise InvalidInput(_("The message has no sender address to file it for."))
+    # No flush of its own on the way: the new contact, the entry and its files are
+    # written by the one flush the savepoint's end (or ticket creation) does anyway; each
+    # flush here was a unit of work over the whole session (``bench/mail_ingest.py``).
     contact = contact_for(parsed, context)
-    db.session.flush()
     actor = Actor.customer(contact.user, name=contact.name, email=parsed.from_address)
     parts = store_parts(parsed, actor)
     text = body_text(parsed, parts)
     how = addressed_as(parsed, context.own) if context else "unknown"
+    entry: StreamEntry | int
     if ticket is not None:
         written = customer_writes(
             ticket,
             actor,
             Channel.MAIL,
             body_text=text,
+            files=parts.files,
             contact=None if how == "bcc" else contact,
             data=entry_data(parsed, parts),
         )
-        target, created = written.ticket, written.new_ticket
-        db.session.flush()
-        entry_id = written.entry.id
-        written.entry.body_html = parts.html
+        target, created, entry = written.ticket, written.new_ticket, written.entry
+        entry.body_html = parts.html  # sanitised by mail.content already, as stored
     else:
         target = create_ticket(
             Channel.MAIL,
@@ -911,13 +941,14 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
             body_text=text,
             contact=contact,
         )
-        entry_id = _set_first_entry(target.id, parsed, parts)
+        entry = _set_first_entry(target.id, parsed, parts)
+        parts.attach(target, entry)
         created = True
-    parts.attach(target, entry_id)
     if how != "bcc":
-        add_cc_recipients(target, actor, parsed, context.own if context else frozenset())
+        add_cc_recipients(target, actor, parsed, context.own if context else frozenset(), context)
     if not created:
-        distribute(target, entry_id, context)
+        assert isinstance(entry, StreamEntry)  # noqa: S101 -- an append has its object
+        distribute(target, entry, context)
     jobs = [("classify", target.id)]
     if created:
         jobs.append(("autoresponse", target.id))
@@ -925,13 +956,14 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
         MailOutcome.CREATED if created else MailOutcome.APPENDED,
         None,
         ticket=target,
-        entry_id=entry_id,
+        entry_id=entry if isinstance(entry, int) else None,
+        entry=entry if isinstance(entry, StreamEntry) else None,
         attachments=parts.names,
         jobs=jobs,
     )
 
 
-def distribute(ticket: Ticket, entry_id: int, context: Context | None) -> None:
+def distribute(ticket: Ticket, entry: StreamEntry, context: Context | None) -> None:
     """Pass the customer's mail on to the ticket's manager (To) and subscribers (Cc).
 
     Only for mail on an existing ticket: a new one has nobody yet (the dispatcher's inbox
@@ -941,9 +973,6 @@ def distribute(ticket: Ticket, entry_id: int, context: Context | None) -> None:
 
     if ticket.assignee_id is None and not ticket.subscribers:
         return
-    entry = db.session.get(StreamEntry, entry_id)
-    if entry is None:
-        return
     identity = None
     if context is not None and context.identity_id:
         identity = db.session.get(SenderIdentity, context.identity_id)
@@ -951,7 +980,11 @@ def distribute(ticket: Ticket, entry_id: int, context: Context | None) -> None:
 
 
 def add_cc_recipients(
-    ticket: Ticket, actor: Actor, parsed: ParsedMail, own: frozenset[str]
+    ticket: Ticket,
+    actor: Actor,
+    parsed: ParsedMail,
+    own: frozenset[str],
+    context: Context | None = None,
 ) -> None:
     """Other people the customer wrote to become Cc recipients (not us, not staff)."""
     from app.tickets import recipients
@@ -964,7 +997,8 @@ def add_cc_recipients(
     if contact is not None:
         known.add(contact.email.lower())
     for address in dict.fromkeys(candidates):
-        if address in known or threading.staff_user(address) is not None:
+        staff = context.staff(address) if context is not None else threading.staff_user(address)
+        if address in known or staff is not None:
             continue
         recipients.add_recipient(ticket, actor, RecipientKind.CC, address)
         known.add(address)
