@@ -136,6 +136,7 @@ class Context:
     limit: int
     identity_id: int | None
     recent: dict[str, int] = field(default_factory=dict)  # sender -> mails in the last hour
+    threads: BatchTickets | None = None  # file_batch: the batch's ticket lookups
     staff_ids: dict[str, int | None] = field(default_factory=dict)  # address -> staff user id
     # address -> the contact find_contact would return (None: it would find none), for the
     # senders of the batch; kept up to date as contacts are made (contact_for).
@@ -238,6 +239,103 @@ class Context:
         )
 
 
+class BatchTickets:
+    """The tickets a batch's messages may thread to, looked up in three queries up front.
+
+    Per message, threading asked for the ticket by number, the tickets of cited
+    Message-IDs (two queries) and distribution loaded the ticket's subscribers: three or
+    four statements a reply (``bench/mail_ingest.py``). The answers are the ones
+    ``threading.ticket_by_headers``/``ticket_by_number`` give, because the batch's own
+    writes are accounted for: every message the batch files on a ticket is noted
+    (``filed``), so a reply later in the batch to a mail earlier in it threads as before;
+    a Message-ID of our own outgoing mail cannot be cited before that mail was sent,
+    which is after the commit; a number not found up front is asked for again.
+    """
+
+    def __init__(self) -> None:
+        self.tickets: dict[int, Ticket] = {}
+        self.numbers: dict[str, Ticket] = {}
+        self.keys: dict[str, int] = {}  # inbound dedupe key -> ticket id
+        self.outbox: dict[str, int] = {}  # our Message-ID as stored -> ticket id
+
+    @classmethod
+    def load(cls, prepared: Sequence[Prepared]) -> BatchTickets:
+        from sqlalchemy import or_
+        from sqlalchemy.orm import selectinload
+
+        from app.models.mail import OutboxMessage
+
+        found = cls()
+        numbers: set[str] = set()
+        cited: set[str] = set()
+        for p in prepared:
+            if p.parsed is None:
+                continue
+            numbers.update(threading.subject_numbers(p.parsed.subject))
+            cited.update(threading.referenced_ids(p.parsed.in_reply_to, p.parsed.references))
+        ids = sorted(cited)
+        for start in range(0, len(ids), _PRELOAD_CHUNK):
+            chunk = ids[start : start + _PRELOAD_CHUNK]
+            keys = [threading.key_for_message_id(m) for m in chunk]
+            found.keys.update(
+                db.session.execute(
+                    select(InboundMail.dedupe_key, InboundMail.ticket_id).where(
+                        InboundMail.dedupe_key.in_(keys), InboundMail.ticket_id.is_not(None)
+                    )
+                ).all()
+            )
+            found.outbox.update(
+                db.session.execute(
+                    select(OutboxMessage.message_id, OutboxMessage.ticket_id).where(
+                        OutboxMessage.message_id.in_([f"<{m}>" for m in chunk] + chunk),
+                        OutboxMessage.ticket_id.is_not(None),
+                    )
+                ).all()
+            )
+        ticket_ids = sorted({*found.keys.values(), *found.outbox.values()})
+        wanted = sorted(numbers)
+        for start in range(0, max(len(ticket_ids), len(wanted)), _PRELOAD_CHUNK):
+            id_chunk = ticket_ids[start : start + _PRELOAD_CHUNK]
+            number_chunk = wanted[start : start + _PRELOAD_CHUNK]
+            for ticket in db.session.execute(
+                select(Ticket)
+                .where(or_(Ticket.id.in_(id_chunk), Ticket.number.in_(number_chunk)))
+                .options(selectinload(Ticket.subscribers))
+            ).scalars():
+                found.tickets[ticket.id] = ticket
+                found.numbers[ticket.number] = ticket
+        return found
+
+    def filed(self, key: str, ticket_id: int | None) -> None:
+        """A message of the batch was filed on ``ticket_id``: later citations find it."""
+        if ticket_id is not None:
+            self.keys[key] = ticket_id
+
+    def by_headers(self, ids: Sequence[str]) -> Ticket | None:
+        """``threading.ticket_by_headers``, answered from the batch's lookups."""
+        if not ids:
+            return None
+        rank = {mid: i for i, mid in enumerate(ids)}
+        found: list[tuple[int, int]] = []
+        for i, mid in enumerate(ids):
+            ticket_id = self.keys.get(threading.key_for_message_id(mid))
+            if ticket_id is not None:
+                found.append((i, ticket_id))
+            for stored in (f"<{mid}>", mid):
+                ticket_id = self.outbox.get(stored)
+                if ticket_id is not None:
+                    found.append((rank.get(stored.strip("<>"), len(ids)), ticket_id))
+        if not found:
+            return None
+        ticket_id = min(found)[1]
+        return self.tickets.get(ticket_id) or db.session.get(Ticket, ticket_id)
+
+    def by_number(self, number: str) -> Ticket | None:
+        """``threading.ticket_by_number``: found up front, else asked again."""
+        ticket = self.numbers.get(number)
+        return ticket if ticket is not None else threading.ticket_by_number(number)
+
+
 @dataclass
 class Result:
     outcome: MailOutcome
@@ -326,6 +424,7 @@ def file_batch(
         context = Context.load(source, mailbox)
         prepared = [prepare(raw) for raw, _ in items]
         context.preload([p.parsed.from_address for p in prepared if p.parsed is not None])
+        context.threads = BatchTickets.load(prepared)
         with deferred_durability(), deferred_writes():
             vault = get_vault()
             workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
@@ -472,7 +571,10 @@ def file_one(
         result = Result(MailOutcome.QUARANTINED, f"unreadable: {unreadable}")
     else:
         result = attempt(lambda: route(parsed, context, inbound_id), key)
-    return finish(inbound_id, parsed, result, raw_file_id=original_id)
+    filed = finish(inbound_id, parsed, result, raw_file_id=original_id)
+    if context.threads is not None and result.ticket is not None:
+        context.threads.filed(key, result.ticket.id)
+    return filed
 
 
 _INSERT_FILE = insert(VaultFile).returning(VaultFile.id, VaultFile.public_id)
@@ -514,10 +616,25 @@ def attempt(decide: Callable[[], Result], label: str) -> Result:
         audit.discard_pending(mark)  # rows of what the savepoint undid
         if database_down(error):
             raise
+        _forget_undone_tickets()
         current_app.logger.exception("mail %s could not be filed", label)
         return Result(
             MailOutcome.QUARANTINED, f"could not be filed: {type(error).__name__}: {error}"
         )
+
+
+def _forget_undone_tickets() -> None:
+    """Take tickets whose rows the savepoint's rollback removed out of the session.
+
+    Ticket creation puts its ticket into the session as a loaded object (its rows are
+    plain INSERTs), so a rollback to the savepoint does not expunge it as it does objects
+    it saw being added; SQLite then gives the next ticket the same id, and the stale
+    object made every later message of the batch fail ("another instance with key").
+    """
+    newest = db.session.connection().execute(select(func.max(Ticket.id))).scalar() or 0
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Ticket) and inspect(obj).key[1][0] > newest:
+            db.session.expunge(obj)
 
 
 def finish(
@@ -763,7 +880,9 @@ def route(
             f"throttled: more than {context.limit} mails from {sender} within an hour",
         )
     robot = _detect_robot(parsed, context.own)
-    thread = threading.find_thread(parsed.subject, sender, parsed.in_reply_to, parsed.references)
+    thread = threading.find_thread(
+        parsed.subject, sender, parsed.in_reply_to, parsed.references, lookup=context.threads
+    )
     if robot is not None:
         return _file_robot(parsed, robot, thread)
     if sender is None:
