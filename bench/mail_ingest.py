@@ -55,13 +55,13 @@ Second pass (``--count 2000``, the commit before and after run alternately, thre
 load average 2.5-8.6 from six other people's test suites, so wall-clock figures mean
 little; CPU per message is the steadier one):
 
-=========================  ==================  ==================
-                           before              after
-=========================  ==================  ==================
+=========================  ===================  ===================
+                           before               after
+=========================  ===================  ===================
 cpu_ms_per_msg_plain       9.61 / 8.99 / 12.88  7.80 / 8.32 / 7.58
-msgs_per_s_plain           84.8 / 39.1 / 32.1  64.3 / 54.5 / 62.4
-peak_rss_mb_after_plain    227 / 225 / 223     226 / 226 / 227
-=========================  ==================  ==================
+msgs_per_s_plain           84.8 / 39.1 / 32.1   64.3 / 54.5 / 62.4
+peak_rss_mb_after_plain    227 / 225 / 223      226 / 226 / 227
+=========================  ===================  ===================
 
 What changed: statements per message went from 17 to 11 for a new ticket and from 16 to
 7 for a reply. A batch's audit rows are one executemany and its search-index rows one
