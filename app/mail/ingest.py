@@ -56,8 +56,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -65,7 +66,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from redis.exceptions import RedisError
-from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy import bindparam, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app import audit
@@ -135,6 +136,7 @@ class Context:
     limit: int
     identity_id: int | None
     recent: dict[str, int] = field(default_factory=dict)  # sender -> mails in the last hour
+    threads: BatchTickets | None = None  # file_batch: the batch's ticket lookups
     staff_ids: dict[str, int | None] = field(default_factory=dict)  # address -> staff user id
     # address -> the contact find_contact would return (None: it would find none), for the
     # senders of the batch; kept up to date as contacts are made (contact_for).
@@ -237,12 +239,110 @@ class Context:
         )
 
 
+class BatchTickets:
+    """The tickets a batch's messages may thread to, looked up in three queries up front.
+
+    Per message, threading asked for the ticket by number, the tickets of cited
+    Message-IDs (two queries) and distribution loaded the ticket's subscribers: three or
+    four statements a reply (``bench/mail_ingest.py``). The answers are the ones
+    ``threading.ticket_by_headers``/``ticket_by_number`` give, because the batch's own
+    writes are accounted for: every message the batch files on a ticket is noted
+    (``filed``), so a reply later in the batch to a mail earlier in it threads as before;
+    a Message-ID of our own outgoing mail cannot be cited before that mail was sent,
+    which is after the commit; a number not found up front is asked for again.
+    """
+
+    def __init__(self) -> None:
+        self.tickets: dict[int, Ticket] = {}
+        self.numbers: dict[str, Ticket] = {}
+        self.keys: dict[str, int] = {}  # inbound dedupe key -> ticket id
+        self.outbox: dict[str, int] = {}  # our Message-ID as stored -> ticket id
+
+    @classmethod
+    def load(cls, prepared: Sequence[Prepared]) -> BatchTickets:
+        from sqlalchemy import or_
+        from sqlalchemy.orm import selectinload
+
+        from app.models.mail import OutboxMessage
+
+        found = cls()
+        numbers: set[str] = set()
+        cited: set[str] = set()
+        for p in prepared:
+            if p.parsed is None:
+                continue
+            numbers.update(threading.subject_numbers(p.parsed.subject))
+            cited.update(threading.referenced_ids(p.parsed.in_reply_to, p.parsed.references))
+        ids = sorted(cited)
+        for start in range(0, len(ids), _PRELOAD_CHUNK):
+            chunk = ids[start : start + _PRELOAD_CHUNK]
+            keys = [threading.key_for_message_id(m) for m in chunk]
+            found.keys.update(
+                db.session.execute(
+                    select(InboundMail.dedupe_key, InboundMail.ticket_id).where(
+                        InboundMail.dedupe_key.in_(keys), InboundMail.ticket_id.is_not(None)
+                    )
+                ).all()
+            )
+            found.outbox.update(
+                db.session.execute(
+                    select(OutboxMessage.message_id, OutboxMessage.ticket_id).where(
+                        OutboxMessage.message_id.in_([f"<{m}>" for m in chunk] + chunk),
+                        OutboxMessage.ticket_id.is_not(None),
+                    )
+                ).all()
+            )
+        ticket_ids = sorted({*found.keys.values(), *found.outbox.values()})
+        wanted = sorted(numbers)
+        for start in range(0, max(len(ticket_ids), len(wanted)), _PRELOAD_CHUNK):
+            id_chunk = ticket_ids[start : start + _PRELOAD_CHUNK]
+            number_chunk = wanted[start : start + _PRELOAD_CHUNK]
+            for ticket in db.session.execute(
+                select(Ticket)
+                .where(or_(Ticket.id.in_(id_chunk), Ticket.number.in_(number_chunk)))
+                .options(selectinload(Ticket.subscribers))
+            ).scalars():
+                found.tickets[ticket.id] = ticket
+                found.numbers[ticket.number] = ticket
+        return found
+
+    def filed(self, key: str, ticket_id: int | None) -> None:
+        """A message of the batch was filed on ``ticket_id``: later citations find it."""
+        if ticket_id is not None:
+            self.keys[key] = ticket_id
+
+    def by_headers(self, ids: Sequence[str]) -> Ticket | None:
+        """``threading.ticket_by_headers``, answered from the batch's lookups."""
+        if not ids:
+            return None
+        rank = {mid: i for i, mid in enumerate(ids)}
+        found: list[tuple[int, int]] = []
+        for i, mid in enumerate(ids):
+            ticket_id = self.keys.get(threading.key_for_message_id(mid))
+            if ticket_id is not None:
+                found.append((i, ticket_id))
+            for stored in (f"<{mid}>", mid):
+                ticket_id = self.outbox.get(stored)
+                if ticket_id is not None:
+                    found.append((rank.get(stored.strip("<>"), len(ids)), ticket_id))
+        if not found:
+            return None
+        ticket_id = min(found)[1]
+        return self.tickets.get(ticket_id) or db.session.get(Ticket, ticket_id)
+
+    def by_number(self, number: str) -> Ticket | None:
+        """``threading.ticket_by_number``: found up front, else asked again."""
+        ticket = self.numbers.get(number)
+        return ticket if ticket is not None else threading.ticket_by_number(number)
+
+
 @dataclass
 class Result:
     outcome: MailOutcome
     reason: str | None = None
     ticket: Ticket | None = None
     entry_id: int | None = None
+    entry: StreamEntry | None = None  # when the id is not known yet: read after the flush
     robot: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     attachments: list[str] = field(default_factory=list)
@@ -262,13 +362,28 @@ def file_message(
     is unreachable, with nothing committed, so the sender (MTA, IMAP) tries again.
     """
     try:
-        with deferred_durability():  # the original and the files: flushed before the commit
+        # The original and the files: flushed before the commit; the audit rows and the
+        # search index: written together before the commit.
+        with deferred_durability(), deferred_writes():
             filed = file_one(raw, Context.load(source, mailbox), source_ref)
     except BaseException:
         db.session.rollback()
         raise
     _commit()
     return filed
+
+
+@contextmanager
+def deferred_writes() -> Iterator[None]:
+    """Audit rows and search-index rows of the block: one write each, before the commit.
+
+    Both stay in the filing's transaction (``audit.deferred``, ``search.deferred_reindex``);
+    a message whose savepoint rolls back takes its audit rows with it (``attempt``).
+    """
+    from app.tickets.search import deferred_reindex
+
+    with audit.deferred(), deferred_reindex():
+        yield
 
 
 def _commit() -> None:
@@ -309,7 +424,8 @@ def file_batch(
         context = Context.load(source, mailbox)
         prepared = [prepare(raw) for raw, _ in items]
         context.preload([p.parsed.from_address for p in prepared if p.parsed is not None])
-        with deferred_durability():
+        context.threads = BatchTickets.load(prepared)
+        with deferred_durability(), deferred_writes():
             vault = get_vault()
             workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
             with ThreadPoolExecutor(workers, thread_name_prefix="mail-original") as pool:
@@ -357,20 +473,36 @@ def put_original(vault: Vault, prepared: Prepared) -> StoredFile:
     return vault.put(io.BytesIO(prepared.raw), max_size=2**62, mime_type="message/rfc822")
 
 
+# The statements every message runs are built once and executed on the connection: built
+# per message and run through the session, their construction, cache-key computation and
+# the ORM's autoflush cost more than SQLite's work (``bench/mail_ingest.py``). Nothing they
+# write or read is pending in the session: the inbound row is only ever written this way.
+_INBOUND = InboundMail.__table__
+_CLAIM: dict[str, Any] = {}  # dialect name -> INSERT ... ON CONFLICT DO NOTHING RETURNING id
+_FINISH = update(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id"))
+
+
+def _claim_statement(dialect: str) -> Any:
+    statement = _CLAIM.get(dialect)
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        statement = (
+            dialect_insert(_INBOUND)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(_INBOUND.c.id)
+        )
+        _CLAIM[dialect] = statement
+    return statement
+
+
 def _claim(values: dict[str, Any]) -> int | None:
     """Insert the row unless its dedupe key exists; its id, or None for a duplicate."""
-    table = InboundMail.__table__
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = (
-        dialect_insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(table.c.id)
-    )
-    return db.session.execute(statement).scalar_one_or_none()
+    connection = db.session.connection()
+    statement = _claim_statement(connection.dialect.name)
+    return connection.execute(statement, values).scalar_one_or_none()
 
 
 def _duplicate(key: str, parsed: ParsedMail | None) -> Filed:
@@ -439,7 +571,10 @@ def file_one(
         result = Result(MailOutcome.QUARANTINED, f"unreadable: {unreadable}")
     else:
         result = attempt(lambda: route(parsed, context, inbound_id), key)
-    return finish(inbound_id, parsed, result, raw_file_id=original_id)
+    filed = finish(inbound_id, parsed, result, raw_file_id=original_id)
+    if context.threads is not None and result.ticket is not None:
+        context.threads.filed(key, result.ticket.id)
+    return filed
 
 
 _INSERT_FILE = insert(VaultFile).returning(VaultFile.id, VaultFile.public_id)
@@ -452,7 +587,7 @@ def record_original(stored: StoredFile, filename: str) -> int:
     ``store.record_stored`` does the same through the ORM; for every received message
     the unit of work cost more than the two statements (``bench/mail_ingest.py``).
     """
-    file_id, public_id = db.session.execute(
+    file_id, public_id = db.session.connection().execute(
         _INSERT_FILE,
         {
             "blob_id": stored.blob_id,
@@ -473,16 +608,33 @@ def record_original(stored: StoredFile, filename: str) -> int:
 
 def attempt(decide: Callable[[], Result], label: str) -> Result:
     """Run ``decide`` in a savepoint; any failure but a lost database becomes quarantine."""
+    mark = audit.pending_mark()
     try:
         with db.session.begin_nested():
             return decide()
     except Exception as error:
+        audit.discard_pending(mark)  # rows of what the savepoint undid
         if database_down(error):
             raise
+        _forget_undone_tickets()
         current_app.logger.exception("mail %s could not be filed", label)
         return Result(
             MailOutcome.QUARANTINED, f"could not be filed: {type(error).__name__}: {error}"
         )
+
+
+def _forget_undone_tickets() -> None:
+    """Take tickets whose rows the savepoint's rollback removed out of the session.
+
+    Ticket creation puts its ticket into the session as a loaded object (its rows are
+    plain INSERTs), so a rollback to the savepoint does not expunge it as it does objects
+    it saw being added; SQLite then gives the next ticket the same id, and the stale
+    object made every later message of the batch fail ("another instance with key").
+    """
+    newest = db.session.connection().execute(select(func.max(Ticket.id))).scalar() or 0
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Ticket) and inspect(obj).key[1][0] > newest:
+            db.session.expunge(obj)
 
 
 def finish(
@@ -501,19 +653,20 @@ def finish(
         )
         if parsed.defects:
             details["defects"] = parsed.defects[:20]
-    db.session.execute(
-        update(InboundMail)
-        .where(InboundMail.id == inbound_id)
-        .values(
-            outcome=result.outcome.value,
-            reason=(result.reason or None) and result.reason[:2000],
-            robot=result.robot,
-            ticket_id=result.ticket.id if result.ticket else None,
-            entry_id=result.entry_id,
-            raw_file_id=raw_file_id,
-            details=details or None,
-        )
-        .execution_options(synchronize_session=False)
+    if result.entry is not None and result.entry.id is None:
+        db.session.flush()  # filed outside a savepoint (held mail): its entry needs its id
+    db.session.connection().execute(
+        _FINISH,
+        {
+            "inbound_id": inbound_id,
+            "outcome": result.outcome.value,
+            "reason": (result.reason or None) and result.reason[:2000],
+            "robot": result.robot,
+            "ticket_id": result.ticket.id if result.ticket else None,
+            "entry_id": result.entry.id if result.entry is not None else result.entry_id,
+            "raw_file_id": raw_file_id,
+            "details": details or None,
+        },
     )
     held = db.session.identity_map.get(db.session.identity_key(InboundMail, inbound_id))
     if held is not None:
@@ -632,10 +785,13 @@ class StoredParts:
     def names(self) -> list[str]:
         return [f.display_name for f in self.files if f.kind == FileKind.ATTACHMENT.value]
 
-    def attach(self, ticket: Ticket, entry_id: int) -> None:
+    def attach(self, ticket: Ticket, entry: StreamEntry | int) -> None:
         for file in self.files:
             file.ticket = ticket
-            file.entry_id = entry_id
+            if isinstance(entry, int):
+                file.entry_id = entry
+            else:
+                file.entry = entry
 
 
 def store_parts(parsed: ParsedMail, actor: Actor) -> StoredParts:
@@ -662,27 +818,36 @@ def body_text(parsed: ParsedMail, parts: StoredParts | None = None) -> str:
     return ("Attached: " + ", ".join(names)) if names else "(empty message)"
 
 
+_ENTRIES = StreamEntry.__table__
+_SET_FIRST_ENTRY = (
+    update(_ENTRIES)
+    .where(
+        _ENTRIES.c.id
+        == select(_ENTRIES.c.id)
+        .where(_ENTRIES.c.ticket_id == bindparam("b_ticket_id"))
+        .order_by(_ENTRIES.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    .returning(_ENTRIES.c.id)
+)
+_SET_ENTRY = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_entry_id"))
+
+
 def _set_first_entry(ticket_id: int, parsed: ParsedMail, parts: StoredParts) -> int:
     """``_set_entry`` on a new ticket's first entry, found in the same statement; its id.
 
     ``create_ticket`` writes the entry with a bare INSERT; finding it by a query of its
     own was one more statement per new ticket (``bench/mail_ingest.py``).
     """
-    first = (
-        select(StreamEntry.id)
-        .where(StreamEntry.ticket_id == ticket_id)
-        .order_by(StreamEntry.id)
-        .limit(1)
-        .scalar_subquery()
+    entry_id: int = (
+        db.session.connection()
+        .execute(
+            _SET_FIRST_ENTRY,
+            {"b_ticket_id": ticket_id, "data": entry_data(parsed, parts), "body_html": parts.html},
+        )
+        .scalar_one()
     )
-    values: dict[str, Any] = {"data": entry_data(parsed, parts), "body_html": parts.html}
-    entry_id: int = db.session.execute(
-        update(StreamEntry)
-        .where(StreamEntry.id == first)
-        .values(**values)
-        .returning(StreamEntry.id)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
     entry = db.session.identity_map.get(db.session.identity_key(StreamEntry, entry_id))
     if entry is not None:
         db.session.expire(entry, ["data", "body_html"])
@@ -690,12 +855,10 @@ def _set_first_entry(ticket_id: int, parsed: ParsedMail, parts: StoredParts) -> 
 
 
 def _set_entry(entry_id: int, parsed: ParsedMail, parts: StoredParts) -> None:
-    values: dict[str, Any] = {"data": entry_data(parsed, parts), "body_html": parts.html}
-    db.session.execute(
-        update(StreamEntry)
-        .where(StreamEntry.id == entry_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    db.session.flush()  # the entry's row as the ORM left it, before it is overwritten
+    db.session.connection().execute(
+        _SET_ENTRY,
+        {"b_entry_id": entry_id, "data": entry_data(parsed, parts), "body_html": parts.html},
     )
     entry = db.session.identity_map.get(db.session.identity_key(StreamEntry, entry_id))
     if entry is not None:
@@ -717,7 +880,9 @@ def route(
             f"throttled: more than {context.limit} mails from {sender} within an hour",
         )
     robot = _detect_robot(parsed, context.own)
-    thread = threading.find_thread(parsed.subject, sender, parsed.in_reply_to, parsed.references)
+    thread = threading.find_thread(
+        parsed.subject, sender, parsed.in_reply_to, parsed.references, lookup=context.threads
+    )
     if robot is not None:
         return _file_robot(parsed, robot, thread)
     if sender is None:
@@ -866,25 +1031,27 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
 
     if not parsed.from_address:
         raise InvalidInput(_("The message has no sender address to file it for."))
+    # No flush of its own on the way: the new contact, the entry and its files are
+    # written by the one flush the savepoint's end (or ticket creation) does anyway; each
+    # flush here was a unit of work over the whole session (``bench/mail_ingest.py``).
     contact = contact_for(parsed, context)
-    db.session.flush()
     actor = Actor.customer(contact.user, name=contact.name, email=parsed.from_address)
     parts = store_parts(parsed, actor)
     text = body_text(parsed, parts)
     how = addressed_as(parsed, context.own) if context else "unknown"
+    entry: StreamEntry | int
     if ticket is not None:
         written = customer_writes(
             ticket,
             actor,
             Channel.MAIL,
             body_text=text,
+            files=parts.files,
             contact=None if how == "bcc" else contact,
             data=entry_data(parsed, parts),
         )
-        target, created = written.ticket, written.new_ticket
-        db.session.flush()
-        entry_id = written.entry.id
-        written.entry.body_html = parts.html
+        target, created, entry = written.ticket, written.new_ticket, written.entry
+        entry.body_html = parts.html  # sanitised by mail.content already, as stored
     else:
         target = create_ticket(
             Channel.MAIL,
@@ -893,13 +1060,14 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
             body_text=text,
             contact=contact,
         )
-        entry_id = _set_first_entry(target.id, parsed, parts)
+        entry = _set_first_entry(target.id, parsed, parts)
+        parts.attach(target, entry)
         created = True
-    parts.attach(target, entry_id)
     if how != "bcc":
-        add_cc_recipients(target, actor, parsed, context.own if context else frozenset())
+        add_cc_recipients(target, actor, parsed, context.own if context else frozenset(), context)
     if not created:
-        distribute(target, entry_id, context)
+        assert isinstance(entry, StreamEntry)  # noqa: S101 -- an append has its object
+        distribute(target, entry, context)
     jobs = [("classify", target.id)]
     if created:
         jobs.append(("autoresponse", target.id))
@@ -907,13 +1075,14 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
         MailOutcome.CREATED if created else MailOutcome.APPENDED,
         None,
         ticket=target,
-        entry_id=entry_id,
+        entry_id=entry if isinstance(entry, int) else None,
+        entry=entry if isinstance(entry, StreamEntry) else None,
         attachments=parts.names,
         jobs=jobs,
     )
 
 
-def distribute(ticket: Ticket, entry_id: int, context: Context | None) -> None:
+def distribute(ticket: Ticket, entry: StreamEntry, context: Context | None) -> None:
     """Pass the customer's mail on to the ticket's manager (To) and subscribers (Cc).
 
     Only for mail on an existing ticket: a new one has nobody yet (the dispatcher's inbox
@@ -923,9 +1092,6 @@ def distribute(ticket: Ticket, entry_id: int, context: Context | None) -> None:
 
     if ticket.assignee_id is None and not ticket.subscribers:
         return
-    entry = db.session.get(StreamEntry, entry_id)
-    if entry is None:
-        return
     identity = None
     if context is not None and context.identity_id:
         identity = db.session.get(SenderIdentity, context.identity_id)
@@ -933,7 +1099,11 @@ def distribute(ticket: Ticket, entry_id: int, context: Context | None) -> None:
 
 
 def add_cc_recipients(
-    ticket: Ticket, actor: Actor, parsed: ParsedMail, own: frozenset[str]
+    ticket: Ticket,
+    actor: Actor,
+    parsed: ParsedMail,
+    own: frozenset[str],
+    context: Context | None = None,
 ) -> None:
     """Other people the customer wrote to become Cc recipients (not us, not staff)."""
     from app.tickets import recipients
@@ -946,7 +1116,8 @@ def add_cc_recipients(
     if contact is not None:
         known.add(contact.email.lower())
     for address in dict.fromkeys(candidates):
-        if address in known or threading.staff_user(address) is not None:
+        staff = context.staff(address) if context is not None else threading.staff_user(address)
+        if address in known or staff is not None:
             continue
         recipients.add_recipient(ticket, actor, RecipientKind.CC, address)
         known.add(address)

@@ -33,6 +33,7 @@ import hashlib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from flask import current_app
 from sqlalchemy import select
@@ -203,6 +204,18 @@ def is_participant(ticket: Ticket, address: str | None) -> bool:
     return False
 
 
+class TicketLookup(Protocol):
+    """Answers ``ticket_by_headers``/``ticket_by_number`` would give, from elsewhere.
+
+    Mail ingestion answers them for a whole batch from a few queries made up front
+    (``ingest.BatchTickets``); the rules below stay the same.
+    """
+
+    def by_headers(self, ids: Sequence[str]) -> Ticket | None: ...
+
+    def by_number(self, number: str) -> Ticket | None: ...
+
+
 def find_thread(
     subject: str,
     sender: str | None,
@@ -210,11 +223,13 @@ def find_thread(
     references: Sequence[str] = (),
     *,
     numbers: Collection[str] | None = None,
+    lookup: TicketLookup | None = None,
 ) -> Threading:
     """Decide where a message goes (see the module docstring for the rules)."""
-    by_headers = ticket_by_headers(referenced_ids(in_reply_to, references))
+    ids = referenced_ids(in_reply_to, references)
+    by_headers = lookup.by_headers(ids) if lookup is not None else ticket_by_headers(ids)
     for number in numbers if numbers is not None else subject_numbers(subject):
-        ticket = ticket_by_number(number)
+        ticket = lookup.by_number(number) if lookup is not None else ticket_by_number(number)
         if ticket is None:
             continue  # another system's tag: let the headers decide
         if by_headers is not None and by_headers.id == ticket.id:
