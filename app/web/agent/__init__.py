@@ -9,6 +9,7 @@ bp = Blueprint("agent", __name__, url_prefix="/agent")
 guard_blueprint(bp, Role.AGENT, Role.SUPERVISOR)
 
 from app.web.agent import (  # noqa: E402,F401
+    board,
     contacts,
     customers,
     drafts,
