@@ -26,6 +26,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
+    Integer,
     SmallInteger,
     String,
     Time,
@@ -148,3 +149,91 @@ class Absence(db.Model):
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
     entered_by: Mapped[User | None] = relationship(foreign_keys=[entered_by_id])
+
+
+# --- assignment rules (app.sla.assignment_rules) ----------------------------------------------
+
+
+class AssignmentMode(enum.StrEnum):
+    OFF = "off"
+    ROUND_ROBIN = "round_robin"
+    LEAST_BUSY = "least_busy"
+
+
+class AssignmentRule(db.Model):
+    """How a team's new tickets without a manager find one (one rule per team at most).
+
+    ``takes_unteamed``: the rule also places new tickets that arrive in no team at all (mail
+    and portal tickets name no team); at most one rule has it. ``turn`` counts the rule's
+    placements: a member's ``AssignmentTurn.last_turn`` is the count at their last ticket,
+    so round robin order survives restarts and is the same for every worker.
+    """
+
+    __tablename__ = "assignment_rule"
+    __table_args__ = (enum_check("mode", AssignmentMode, "assignment_mode_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), unique=True)
+    mode: Mapped[str] = mapped_column(String(16), default=AssignmentMode.OFF.value)
+    match_skills: Mapped[bool] = mapped_column(Boolean, default=False)
+    prefer_account_manager: Mapped[bool] = mapped_column(Boolean, default=True)
+    takes_unteamed: Mapped[bool] = mapped_column(Boolean, default=False)
+    turn: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    team: Mapped[Team] = relationship()
+
+
+class AssignmentTurn(db.Model):
+    """When a member last got a ticket from their team's rule (round robin state)."""
+
+    __tablename__ = "assignment_turn"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("team.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_turn: Mapped[int] = mapped_column(Integer, default=0)
+    last_assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgentSkill(db.Model):
+    """An agent knows a tag or a category (exactly one of the two per row)."""
+
+    __tablename__ = "agent_skill"
+    __table_args__ = (
+        CheckConstraint("(tag_id IS NULL) <> (category_id IS NULL)", name="tag_or_category"),
+        UniqueConstraint("user_id", "tag_id", name="uq_agent_skill_tag"),
+        UniqueConstraint("user_id", "category_id", name="uq_agent_skill_category"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    tag_id: Mapped[int | None] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id", ondelete="CASCADE"))
+
+
+class UnplacedReason(enum.StrEnum):
+    NO_MEMBERS = "no_members"  # the team has no active agents
+    NOBODY_WORKING = "nobody_working"  # nobody of the team is working now
+    NO_SKILLS = "no_skills"  # somebody is working, but nobody with the ticket's tags/category
+
+
+class UnplacedTicket(db.Model):
+    """A new ticket a rule could not place, and why; the dispatcher's "Unplaced" filter.
+
+    Stale once the ticket has a manager or is closed: the filter joins on both, so nobody
+    needs to delete the row when someone dispatches the ticket by hand.
+    """
+
+    __tablename__ = "unplaced_ticket"
+    __table_args__ = (enum_check("reason", UnplacedReason, "unplaced_reason_known"),)
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("ticket.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -28,6 +28,7 @@ from app.models.tickets import (
 )
 from app.models.types import utcnow
 from app.notifications import NotificationKind, notify
+from app.sla import assignment_rules
 from app.tickets import recipients, search
 from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
 from app.tickets.numbering import next_number
@@ -160,6 +161,7 @@ def create_ticket(
         priority=ticket.priority,
     )
     notify(NotificationKind.NEW_TICKET, ticket, actor, text=subject)
+    assignment_rules.after_creation(ticket)  # a team's rule places it after the commit
     return ticket
 
 

@@ -25,6 +25,7 @@ from app.errors import InvalidInput
 from app.extensions import db
 from app.models.people import STAFF_ROLES, Team, User, UserRole
 from app.models.people import Contact as ContactModel
+from app.models.sla import UnplacedTicket
 from app.models.tickets import (
     Category,
     Priority,
@@ -37,6 +38,8 @@ from app.models.tickets import (
 from app.models.types import utcnow
 from app.pagination import clamp_page, page_count
 from app.params import id_or_none, lenient_ids, page_number
+from app.sla import board
+from app.sla.assignment_rules import unplaced_reasons
 from app.tickets import search
 from app.tickets.assignment import assign
 from app.tickets.changes import change_status, set_tags
@@ -110,6 +113,13 @@ class ListQuery:
     account_id: int | None = None
     text: str = ""
     overdue: bool = False
+    # The supervisor's board links (app.sla.board): open only, due today/near/breached,
+    # pending with follow-up today, no team, and tickets no assignment rule could place.
+    open_only: bool = False
+    due: str | None = None
+    pending_today: bool = False
+    no_team: bool = False
+    unplaced: bool = False
     sort: str | None = None  # None: the view's default (relevance when searching)
     descending: bool = True
     page: int = 1
@@ -129,6 +139,7 @@ class ListQuery:
             owner = Owner.ALL
         first_int = lambda name: id_or_none(args.get(name))  # noqa: E731
         sort = args.get("sort") if args.get("sort") in SORTS else None
+        yes = lambda name: args.get(name) in ("1", "on", "true")  # noqa: E731
         return cls(
             view=view,
             owner=owner,
@@ -140,7 +151,12 @@ class ListQuery:
             team_id=first_int("team"),
             account_id=first_int("account"),
             text=(args.get("q") or "").strip()[:200],
-            overdue=args.get("overdue") in ("1", "on", "true"),
+            overdue=yes("overdue"),
+            open_only=yes("open"),
+            due=args.get("due") if args.get("due") in board.DUE_FILTERS else None,
+            pending_today=yes("pending_today"),
+            no_team=args.get("team") == "none",
+            unplaced=yes("unplaced"),
             sort=sort,
             descending=args.get("dir", "desc") != "asc",
             page=page_number(args.get("page")),
@@ -165,10 +181,14 @@ class ListQuery:
             ("priority", list(q.priorities)),
             ("category", q.category_id),
             ("tag", q.tag),
-            ("team", q.team_id),
+            ("team", "none" if q.no_team else q.team_id),
             ("account", q.account_id),
             ("q", q.text),
             ("overdue", 1 if q.overdue else None),
+            ("open", 1 if q.open_only else None),
+            ("due", q.due),
+            ("pending_today", 1 if q.pending_today else None),
+            ("unplaced", 1 if q.unplaced else None),
             ("sort", q.sort),
             ("dir", "asc" if q.sort and not q.descending else None),
             ("page", q.page if q.page > 1 else None),
@@ -197,6 +217,11 @@ class ListQuery:
             or self.account_id
             or self.text
             or self.overdue
+            or self.open_only
+            or self.due
+            or self.pending_today
+            or self.no_team
+            or self.unplaced
         )
 
 
@@ -206,6 +231,7 @@ class ListRow:
     unread: bool  # for the viewer, when they manage it (bold)
     manager_has_read: bool  # the envelope: has the manager read the latest customer activity
     overdue: bool  # resolution due in the past and still not resolved or closed
+    unplaced_reason: str | None = None  # why no assignment rule could place it (dispatcher)
 
 
 @dataclass
@@ -260,6 +286,22 @@ def _conditions(query: ListQuery, viewer: User, now: datetime) -> list[Any]:
     if query.overdue:
         conditions.append(
             and_(Ticket.resolution_due_at < now, Ticket.status.not_in(CLOSED)),
+        )
+    if query.open_only:
+        conditions.append(board.figure_condition("open", viewer, now))
+    if query.due:
+        conditions.append(board.figure_condition(query.due, viewer, now))
+    if query.pending_today:
+        conditions.append(board.figure_condition("pending_today", viewer, now))
+    if query.no_team:
+        conditions.append(Ticket.team_id.is_(None))
+    if query.unplaced:
+        conditions.append(
+            and_(
+                Ticket.id.in_(select(UnplacedTicket.ticket_id)),
+                Ticket.assignee_id.is_(None),
+                Ticket.status.not_in(CLOSED),
+            )
         )
     return [c for c in conditions if c is not None]
 
@@ -316,6 +358,9 @@ def list_tickets(
         _row(ticket, viewer, viewer_at, manager_at, now)
         for ticket, viewer_at, manager_at in db.session.execute(stmt).unique()
     ]
+    if query.view == "dispatcher" or query.unplaced:
+        reasons = unplaced_reasons(r.ticket.id for r in rows if r.ticket.assignee_id is None)
+        rows = [replace(r, unplaced_reason=reasons.get(r.ticket.id)) for r in rows]
     return ListPage(query, rows, total, per_page)
 
 
@@ -475,6 +520,8 @@ def list_etag(viewer: User, query: ListQuery, query_string: str) -> str:
         select(func.max(TicketRead.read_at)).where(TicketRead.user_id == viewer.id)
     )
     raw = f"{tickets}|{last_read}|{query_string}"
+    if query.due or query.pending_today:  # these move with the clock, not only with tickets
+        raw += f"|{utcnow().replace(second=0, microsecond=0)}|{viewer.timezone}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

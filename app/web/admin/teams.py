@@ -17,6 +17,7 @@ from app.extensions import db
 from app.htmx import go_to, render
 from app.models.people import Team, User
 from app.params import id_or_none
+from app.sla import assignment_rules
 from app.web.admin import bp
 from app.web.admin.common import actor, get_or_404
 
@@ -70,6 +71,10 @@ def _team_page(team: Team, error: str | None = None, status: int = 200) -> Respo
         staff=staff,
         leads=team_rules.leads_of(team),
         error=error,
+        rule=assignment_rules.rule_of(team),
+        modes=assignment_rules.MODE_LABELS,
+        skills=assignment_rules.skills_of(team.members),
+        categories=assignment_rules.skill_categories(),
     )
 
 
@@ -122,3 +127,37 @@ def delete_team(team_id: int) -> Response:
     db.session.commit()
     flash(_("Team %(name)s deleted; its members have no team now.", name=name), "success")
     return go_to(url_for("admin.teams"))
+
+
+@bp.post("/teams/<int:team_id>/assignment")
+def team_assignment(team_id: int) -> Response:
+    """The team's assignment rule (``app.sla.assignment_rules``)."""
+    form = request.form
+    return _save(
+        team_id,
+        lambda t: assignment_rules.save_rule(
+            actor(),
+            t,
+            mode=form.get("mode", ""),
+            match_skills=form.get("match_skills") == "1",
+            prefer_account_manager=form.get("prefer_account_manager") == "1",
+            takes_unteamed=form.get("takes_unteamed") == "1",
+        ),
+        _("The assignment rule of %(name)s is saved."),
+    )
+
+
+def _set_member_skills(team: Team) -> None:
+    for member in team.members:
+        assignment_rules.set_skills(
+            actor(),
+            member,
+            request.form.get(f"tags-{member.id}", "").split(","),
+            _ids(f"categories-{member.id}"),
+        )
+
+
+@bp.post("/teams/<int:team_id>/skills")
+def team_skills(team_id: int) -> Response:
+    """Each member's skills: the tags and categories the assignment rule matches."""
+    return _save(team_id, _set_member_skills, _("The skills in %(name)s are saved."))

@@ -10,6 +10,7 @@ guard_blueprint(bp, Role.AGENT, Role.SUPERVISOR)
 
 from app.web.agent import (  # noqa: E402,F401
     absences,
+    board,
     contacts,
     customers,
     drafts,
