@@ -21,6 +21,7 @@ from app.web.admin import (  # noqa: E402,F401
     outbox,
     routes,
     settings,
+    sla,
     system_mail,
     teams,
     two_factor,
