@@ -62,6 +62,8 @@ from app.sla.business_time import (
 from app.sla.calendars import calendar_for_team, calendar_for_user
 
 WAITING = frozenset({Status.PENDING, Status.WAITING_THIRD_PARTY})
+#: The day of a promise, written out in full ("Monday, 24 November", "Montag, 24. November").
+DAY_PATTERNS = {"en": "EEEE, d MMMM", "de": "EEEE, d. MMMM"}
 
 
 # --- computing ---------------------------------------------------------------------------------
@@ -294,7 +296,7 @@ def expectation_text(expectation: Expectation, language: str, zone: ZoneInfo) ->
     and in the reader's ``zone`` (through Babel)."""
     locale = language if language in ("en", "de") else "en"
     when = expectation.before.astimezone(UTC).astimezone(zone)
-    day = dates.format_skeleton("MMMMEEEEd", when, locale=locale)
+    day = dates.format_date(when.date(), DAY_PATTERNS[locale], locale=locale)
     clock = dates.format_time(when, "short", locale=locale)
     with force_locale(locale):
         if expectation.agent is not None:

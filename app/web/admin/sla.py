@@ -1,8 +1,9 @@
 """Admin screens for SLA policies (/admin/sla): list, create, edit, delete. Thin: the rules
 (precedence, validation, audit) are in ``app.sla.policies``.
 
-Also registers ``sla_clocks`` for templates (the agent ticket page's SLA facts): the one
-place a template turns a ticket into its clocks (``app.sla.targets``).
+Also registers the SLA template globals (app-wide, here so the SLA display has one home):
+``sla_clocks`` for the agent ticket page's facts, ``sla_duration`` for targets, and
+``expected_answer_text`` for the portal's "You will hear from ... before ..." line.
 """
 
 from __future__ import annotations
@@ -10,17 +11,26 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import flash, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from app.errors import DomainError, InvalidInput
 from app.extensions import db
 from app.htmx import go_to, render
+from app.i18n import viewer_zone
 from app.models.sla import SlaPolicy
 from app.models.tickets import Priority, Ticket
+from app.models.types import utcnow
 from app.params import id_or_none
 from app.sla import policies
-from app.sla.targets import Clock, first_response_clock, resolution_clock
+from app.sla.targets import (
+    Clock,
+    expectation_text,
+    expected_answer,
+    first_response_clock,
+    resolution_clock,
+)
 from app.web.admin import bp
 from app.web.admin.common import actor, get_or_404
 
@@ -29,6 +39,16 @@ from app.web.admin.common import actor, get_or_404
 def sla_clocks(ticket: Ticket, now: datetime) -> list[Clock | None]:
     """The ticket's first-response and resolution clocks (None where it has no target)."""
     return [first_response_clock(ticket, now), resolution_clock(ticket, now)]
+
+
+@bp.app_template_global()
+def expected_answer_text(ticket: Ticket) -> str:
+    """When the customer will hear back, in the viewer's language and zone ("" if unknown)."""
+    expectation = expected_answer(ticket, utcnow())
+    if expectation is None:
+        return ""
+    locale = get_locale()
+    return expectation_text(expectation, locale.language if locale else "en", viewer_zone())
 
 
 @bp.app_template_global()
