@@ -37,6 +37,7 @@ from app.mail.mailboxes import MailboxForm, save_mailbox
 from app.models import Notification, OutboxMessage, Role
 from app.models.inbound import MailSource
 from app.models.people import Contact, Team, User
+from app.models.sla import SlaPolicy
 from app.models.tickets import Category, LinkKind
 from app.tickets import assign, link_tickets
 from app.tickets import recipients as recipient_rules
@@ -173,7 +174,10 @@ def world(app: Flask, make_user: Any) -> World:
         # What the admin screens act on (teams, categories, tags).
         team = Team(name="Walkers")
         category = Category(name="Walked")
-        db.session.add_all([team, category])
+        sla_policy = SlaPolicy(
+            name="Walked", priority="low", first_response_minutes=60, resolution_minutes=120
+        )
+        db.session.add_all([team, category, sla_policy])
         tag = tag_rules.get_or_create("walked")
         ticket.tags.append(tag)
         db.session.commit()
@@ -204,6 +208,7 @@ def world(app: Flask, make_user: Any) -> World:
             "category_id": str(category.id),
             "tag_id": str(tag.id),
             "template_id": str(thanks.id),
+            "policy_id": str(sla_policy.id),
         }
     return World(values, people)
 
