@@ -20,8 +20,10 @@ from app.actor import Actor
 from app.extensions import db
 from app.mail.identities import add_template, save_identity
 from app.models.people import Account, Contact, Lead, Role, Team, User
+from app.models.sla import SlaPolicy
 from app.models.tickets import Category, Channel, EntryKind, Priority, Status, Ticket, TicketType
 from app.models.types import utcnow
+from app.sla.targets import recompute_due
 from app.tickets import add_customer_message, add_note, assign, change_status, create_ticket
 from app.tickets.stream import add_entry
 from app.urls import public_url
@@ -309,6 +311,36 @@ def build_demo(*, seed: int = 2026, password: str | None = None) -> list[tuple[s
     )
     db.session.flush()
 
+    # SLA policies (app.sla.policies), so the lists show due times, time left and flags;
+    # business minutes of the default calendar (Mon–Fri 09–17 Berlin).
+    for priority, first, resolution, at_once in (
+        (Priority.URGENT, 60, 8 * 60, True),
+        (Priority.HIGH, 4 * 60, 3 * 8 * 60, False),
+        (Priority.NORMAL, 8 * 60, 10 * 8 * 60, False),
+        (Priority.LOW, 2 * 8 * 60, 20 * 8 * 60, False),
+    ):
+        db.session.add(
+            SlaPolicy(
+                name=f"{priority.label} tickets",
+                priority=priority.value,
+                first_response_minutes=first,
+                resolution_minutes=resolution,
+                notify_at_once=at_once,
+                warn_percent=80,
+            )
+        )
+    db.session.add(
+        SlaPolicy(
+            name=f"{accounts[0].name}: High",
+            priority=Priority.HIGH.value,
+            account=accounts[0],
+            first_response_minutes=2 * 60,
+            resolution_minutes=2 * 8 * 60,
+            warn_percent=80,
+        )
+    )
+    db.session.flush()
+
     statuses = list(Status)
     priorities = list(Priority)
     now = utcnow()
@@ -351,6 +383,7 @@ def build_demo(*, seed: int = 2026, password: str | None = None) -> list[tuple[s
                     pending_until=now + timedelta(days=3) if target is Status.PENDING else None,
                 )
         _backdate(ticket, now - timedelta(days=rng.uniform(0.5, 60)), now, rng)
+        recompute_due(ticket, now)  # the due times of its pretend age
     db.session.commit()
     _write_credentials(made)
     return made
@@ -366,6 +399,9 @@ def _backdate(ticket: Ticket, start: datetime, now: datetime, rng: random.Random
             ticket.last_customer_activity_at = when
         when = min(when + timedelta(minutes=rng.randint(5, 60 * 20)), now)
     ticket.updated_at = when
+    answered = [e for e in ticket.entries if e.kind == EntryKind.MAIL_OUT]
+    if answered:
+        ticket.first_responded_at = answered[0].created_at
 
 
 def _write_credentials(rows: list[tuple[str, str, str, str]]) -> None:

@@ -38,6 +38,7 @@ from app.mail.mailboxes import MailboxForm, save_mailbox
 from app.models import Absence, ClosureDay, Notification, OutboxMessage, Role, WorkCalendar
 from app.models.inbound import MailSource
 from app.models.people import Contact, Team, User
+from app.models.sla import SlaPolicy
 from app.models.tickets import Category, LinkKind
 from app.tickets import assign, link_tickets
 from app.tickets import recipients as recipient_rules
@@ -174,7 +175,10 @@ def world(app: Flask, make_user: Any) -> World:
         # What the admin screens act on (teams, categories, tags).
         team = Team(name="Walkers")
         category = Category(name="Walked")
-        db.session.add_all([team, category])
+        sla_policy = SlaPolicy(
+            name="Walked", priority="low", first_response_minutes=60, resolution_minutes=120
+        )
+        db.session.add_all([team, category, sla_policy])
         tag = tag_rules.get_or_create("walked")
         ticket.tags.append(tag)
         # Work calendars and absences (app.sla).
@@ -214,6 +218,7 @@ def world(app: Flask, make_user: Any) -> World:
             "calendar_id": str(work_calendar.id),
             "closure_id": str(closure.id),
             "absence_id": str(away.id),
+            "policy_id": str(sla_policy.id),
         }
     return World(values, people)
 

@@ -21,7 +21,12 @@ which decides and, when it answers, writes an outbox row (the relay sends it):
   per address around the count, the insert and the commit, so two workers answering two
   new tickets of one sender at once cannot both see "none yet".
 - **What**: the ``autoresponse`` system template (``app.mail.system_mail``) with the
-  ticket number, the portal link and the assigned agent when there is one; in the
+  ticket number, the portal link, the assigned agent when there is one, and the honest
+  expectation (``expected_answer``: "You will hear from Anna on Monday, 24 November,
+  before 11:00", from ``app.sla.targets.expected_answer``: the first-response due time of
+  the ticket's SLA policy in its manager's calendar, or the team's; the agent is named only
+  if they work before then, else "our team"; written in the customer's language and time
+  zone, their portal account's, else the company's; empty without an SLA target); in the
   contact's language (their portal account's, else the identity's); from the identity of
   the mailbox the mail came in on, else the default identity; ``Auto-Submitted:
   auto-replied``; In-Reply-To the customer's mail, so it threads under it.
@@ -51,6 +56,7 @@ from app.models.mail import OutboxMessage, OutboxRecipient, SenderIdentity
 from app.models.people import Contact, Role, User, UserRole
 from app.models.tickets import EntryKind, RecipientKind, StreamEntry, Ticket
 from app.models.types import utcnow
+from app.sla import targets
 from app.tickets.stream import add_entry
 from app.urls import public_url
 
@@ -347,7 +353,19 @@ def values_for(ticket: Ticket, target: Target) -> dict[str, object]:
         "portal_url": public_url("portal.ticket", number=ticket.number),
         "identity_name": target.identity.name,
         "agent_name": ticket.assignee.name if ticket.assignee is not None else "",
+        "expected_answer": expected_answer_for(ticket, target),
     }
+
+
+def expected_answer_for(ticket: Ticket, target: Target) -> str:
+    """The expectation sentence in the customer's language and zone; "" without a target."""
+    expectation = targets.expected_answer(ticket, utcnow())
+    if expectation is None:
+        return ""
+    contact = _contact_for(ticket, target.address)
+    reader = contact.user if contact is not None else None
+    language = system_mail.language_of(target.language)
+    return targets.expectation_text(expectation, language, targets.customer_zone(reader))
 
 
 def queue(

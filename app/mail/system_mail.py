@@ -110,6 +110,11 @@ VARIABLES: dict[Kind, dict[str, tuple[str, Any]]] = {
     Kind.AUTORESPONSE: {
         **_TICKET,
         "agent_name": ("Assigned agent's name; empty when nobody is assigned", "Ada Agent"),
+        "expected_answer": (
+            "When the customer will hear back (SLA first response, in their language and "
+            "time zone); empty when no SLA policy applies",
+            "You will hear from Ada on Monday, 24 November, before 11:00.",
+        ),
     },
     Kind.REOPEN_NOTICE: dict(_TICKET),
     Kind.PENDING_REMINDER: {

@@ -35,7 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models.people import Team, User
+from app.models.people import Account, Team, User
+from app.models.tickets import Category, Priority
 from app.models.types import UTCDateTime, enum_check, utcnow
 
 
@@ -237,3 +238,52 @@ class UnplacedTicket(db.Model):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
     reason: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- SLA policies (app.sla.policies, app.sla.targets) ------------------------------------------
+
+
+class SlaPolicy(db.Model):
+    """Targets in business minutes for tickets of one priority, optionally of one account
+    and/or one category; the most specific active match wins (``app.sla.policies``).
+
+    ``pause_when_waiting``: the resolution clock stops while the ticket is Pending or
+    Waiting on Third Party. ``notify_at_once``: escalations of tickets under this policy are
+    told at once, not at the start of the supervisor's next working day. The near-breach
+    warning comes at ``warn_percent`` of a target, or ``warn_minutes`` before it when set.
+    """
+
+    __tablename__ = "sla_policy"
+    __table_args__ = (
+        enum_check("priority", Priority, "priority_known"),
+        CheckConstraint(
+            "first_response_minutes >= 0 AND resolution_minutes >= 0", name="sla_targets_positive"
+        ),
+        CheckConstraint("warn_percent BETWEEN 1 AND 99", name="sla_warn_percent_range"),
+        CheckConstraint(
+            "warn_minutes IS NULL OR warn_minutes >= 0", name="sla_warn_minutes_positive"
+        ),
+        Index("ix_sla_policy_priority", "priority", "active"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    priority: Mapped[str] = mapped_column(String(10))
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), index=True
+    )
+    category_id: Mapped[int | None] = mapped_column(
+        ForeignKey("category.id", ondelete="CASCADE"), index=True
+    )
+    first_response_minutes: Mapped[int] = mapped_column(Integer)
+    resolution_minutes: Mapped[int] = mapped_column(Integer)
+    pause_when_waiting: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_at_once: Mapped[bool] = mapped_column(Boolean, default=False)
+    warn_percent: Mapped[int] = mapped_column(SmallInteger, default=80)
+    warn_minutes: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account | None] = relationship()
+    category: Mapped[Category | None] = relationship()

@@ -244,6 +244,15 @@ class Ticket(db.Model):
     first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SLA clocks (``app.sla.targets``): the policy that set the due times (a plain id, no
+    # foreign key: adding one would rebuild this table on SQLite), when each target turns
+    # "near breach", and the resolution clock's pause: since when it is stopped and how many
+    # business minutes it stood still before. No policy ever applied: all stay empty.
+    sla_policy_id: Mapped[int | None] = mapped_column(Integer)
+    first_response_warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

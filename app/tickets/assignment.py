@@ -8,7 +8,9 @@ from app import audit
 from app.actor import Actor, ActorKind
 from app.models.people import Team, User
 from app.models.tickets import EntryKind, Status, StreamEntry, Ticket
+from app.models.types import utcnow
 from app.notifications import NotificationKind, notify
+from app.sla.targets import recompute_due
 from app.tickets import recipients
 from app.tickets.changes import change_status
 from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
@@ -37,6 +39,7 @@ def assign(
     ticket.assignee = assignee
     ticket.team = new_team
     ticket.waiting_for_dispatch = assignee is None
+    recompute_due(ticket, utcnow())
     if assignee is not None:
         recipients.subscribe(ticket, assignee)
     after = assignee.name if assignee else None

@@ -26,6 +26,7 @@ from app.models.tickets import (
     TicketLink,
 )
 from app.models.types import utcnow
+from app.sla.targets import recompute_due
 from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
 from app.tickets.stream import add_entry
 from app.tickets.tags import apply_tags
@@ -57,6 +58,7 @@ def change_status(
         ticket.closed_at = now
     if current.is_closed and not target.is_closed:
         ticket.resolved_at = ticket.closed_at = None
+    recompute_due(ticket, now)
     data = {"from": current.value, "to": target.value}
     if pending_until is not None:
         data["pending_until"] = pending_until.isoformat()
@@ -84,6 +86,7 @@ def change_priority(ticket: Ticket, priority: Priority, actor: Actor) -> StreamE
             _("The priority is already %(priority)s.", priority=_(current.label))
         )
     ticket.priority = target.value
+    recompute_due(ticket, utcnow())
     data = {"from": current.value, "to": target.value}
     entry = add_entry(
         ticket,
@@ -103,6 +106,7 @@ def change_category(ticket: Ticket, category: Category | None, actor: Actor) -> 
     if before == after:
         raise InvalidTicketChange(_("The category is unchanged."))
     ticket.category = category
+    recompute_due(ticket, utcnow())
     data = {"from": before, "to": after}
     entry = add_entry(
         ticket,

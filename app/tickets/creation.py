@@ -29,6 +29,7 @@ from app.models.tickets import (
 from app.models.types import utcnow
 from app.notifications import NotificationKind, notify
 from app.sla import assignment_rules
+from app.sla.targets import recompute_due
 from app.tickets import recipients, search
 from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
 from app.tickets.numbering import next_number
@@ -148,6 +149,7 @@ def create_ticket(
     ticket = _attach(connection.execute(_INSERT_TICKET, values).one())
     connection.execute(_INSERT_ENTRY, {"ticket_id": ticket.id, **entry})
     recipients.initialise(ticket)
+    recompute_due(ticket, now)
     search.reindex(connection, [ticket.id])  # rows written without a flush: see search
     if tags:
         apply_tags(ticket, tags)

@@ -17,7 +17,18 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import aliased, joinedload, lazyload
 
 from app.actor import Actor
@@ -40,6 +51,7 @@ from app.pagination import clamp_page, page_count
 from app.params import id_or_none, lenient_ids, page_number
 from app.sla import board
 from app.sla.assignment_rules import unplaced_reasons
+from app.sla.targets import Clock, ClockState, next_clock
 from app.tickets import search
 from app.tickets.assignment import assign
 from app.tickets.changes import change_status, set_tags
@@ -120,6 +132,7 @@ class ListQuery:
     pending_today: bool = False
     no_team: bool = False
     unplaced: bool = False
+    near_breach: bool = False  # past a target's warning threshold, not yet overdue
     sort: str | None = None  # None: the view's default (relevance when searching)
     descending: bool = True
     page: int = 1
@@ -157,6 +170,7 @@ class ListQuery:
             pending_today=yes("pending_today"),
             no_team=args.get("team") == "none",
             unplaced=yes("unplaced"),
+            near_breach=yes("near"),
             sort=sort,
             descending=args.get("dir", "desc") != "asc",
             page=page_number(args.get("page")),
@@ -189,6 +203,7 @@ class ListQuery:
             ("due", q.due),
             ("pending_today", 1 if q.pending_today else None),
             ("unplaced", 1 if q.unplaced else None),
+            ("near", 1 if q.near_breach else None),
             ("sort", q.sort),
             ("dir", "asc" if q.sort and not q.descending else None),
             ("page", q.page if q.page > 1 else None),
@@ -222,6 +237,7 @@ class ListQuery:
             or self.pending_today
             or self.no_team
             or self.unplaced
+            or self.near_breach
         )
 
 
@@ -230,7 +246,9 @@ class ListRow:
     ticket: Ticket
     unread: bool  # for the viewer, when they manage it (bold)
     manager_has_read: bool  # the envelope: has the manager read the latest customer activity
-    overdue: bool  # resolution due in the past and still not resolved or closed
+    overdue: bool  # a target (unanswered first response, resolution) is past, still open
+    near_breach: bool = False  # past a target's warning threshold, not overdue
+    clock: Clock | None = None  # the target it runs against now (``app.sla.targets``)
     unplaced_reason: str | None = None  # why no assignment rule could place it (dispatcher)
 
 
@@ -284,9 +302,9 @@ def _conditions(query: ListQuery, viewer: User, now: datetime) -> list[Any]:
             )
         )
     if query.overdue:
-        conditions.append(
-            and_(Ticket.resolution_due_at < now, Ticket.status.not_in(CLOSED)),
-        )
+        conditions.append(overdue_condition(now))
+    if query.near_breach:
+        conditions.append(near_breach_condition(now))
     if query.open_only:
         conditions.append(board.figure_condition("open", viewer, now))
     if query.due:
@@ -304,6 +322,37 @@ def _conditions(query: ListQuery, viewer: User, now: datetime) -> list[Any]:
             )
         )
     return [c for c in conditions if c is not None]
+
+
+def overdue_condition(now: datetime) -> ColumnElement[bool]:
+    """Still open, and the resolution or the unanswered first response is past due.
+
+    A ticket whose resolution clock is paused has no resolution due time (see
+    ``app.sla.targets``), so it is not overdue for it.
+    """
+    return and_(
+        Ticket.status.not_in(CLOSED),
+        or_(
+            Ticket.resolution_due_at < now,
+            and_(Ticket.first_responded_at.is_(None), Ticket.first_response_due_at < now),
+        ),
+    )
+
+
+def near_breach_condition(now: datetime) -> ColumnElement[bool]:
+    """Still open, past a target's warning threshold, and not overdue yet."""
+    return and_(
+        Ticket.status.not_in(CLOSED),
+        or_(
+            and_(Ticket.resolution_warn_at <= now, Ticket.resolution_due_at > now),
+            and_(
+                Ticket.first_responded_at.is_(None),
+                Ticket.first_response_warn_at <= now,
+                Ticket.first_response_due_at > now,
+            ),
+        ),
+        not_(overdue_condition(now)),
+    )
 
 
 def list_tickets(
@@ -459,12 +508,22 @@ def _row(
 ) -> ListRow:
     activity = ticket.last_customer_activity_at
     due = ticket.resolution_due_at
+    is_open = ticket.status not in CLOSED
+    first_late = (
+        ticket.first_responded_at is None
+        and ticket.first_response_due_at is not None
+        and ticket.first_response_due_at < now
+    )
+    overdue = is_open and ((due is not None and due < now) or first_late)
+    clock = next_clock(ticket, now) if is_open else None
     return ListRow(
         ticket=ticket,
         unread=ticket.assignee_id == viewer.id
         and (viewer_at is None or (activity is not None and viewer_at < activity)),
         manager_has_read=manager_at is not None and (activity is None or manager_at >= activity),
-        overdue=due is not None and due < now and ticket.status not in CLOSED,
+        overdue=overdue,
+        near_breach=not overdue and clock is not None and clock.state is ClockState.NEAR,
+        clock=clock,
     )
 
 

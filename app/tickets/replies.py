@@ -30,6 +30,7 @@ from app.models.people import User
 from app.models.tickets import EntryKind, Status, StreamEntry, Ticket
 from app.models.types import utcnow
 from app.notifications import NotificationKind, notify
+from app.sla.targets import recompute_due
 from app.tickets import drafts
 from app.tickets.assignment import assign
 from app.tickets.changes import add_note, change_status
@@ -80,6 +81,7 @@ def answer(
         )
         if ticket.first_responded_at is None:
             ticket.first_responded_at = entry.created_at
+            recompute_due(ticket, utcnow())
     for file in files:
         file.entry = entry
     if identity is not None and not internal:

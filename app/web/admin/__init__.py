@@ -22,6 +22,7 @@ from app.web.admin import (  # noqa: E402,F401
     outbox,
     routes,
     settings,
+    sla,
     system_mail,
     teams,
     two_factor,
