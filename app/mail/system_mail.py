@@ -125,7 +125,8 @@ VARIABLES: dict[Kind, dict[str, tuple[str, Any]]] = {
         "assignee_name": ("Assigned agent's name; empty when nobody is assigned", "Ada Agent"),
         "priority": ("Ticket priority", "High"),
         "target": ("The missed target, e.g. first response", "first response"),
-        "due_at": ("When the target was due (supervisor's time zone)", "2026-12-02 14:00"),
+        "due_at": ("When the target was due (recipient's time zone)", "2026-12-02 14:00 (CET)"),
+        "level": ("0: a warning before the due time; 1: the supervisor; 2: one level up", 1),
         "identity_name": _TICKET["identity_name"],
     },
     Kind.PORTAL_INVITE: {

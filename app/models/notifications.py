@@ -29,6 +29,7 @@ class NotificationKind(enum.StrEnum):
     MENTIONED = "mentioned"  # someone wrote @me in an internal note
     TASK_DUE = "task_due"  # a task assigned to me reached its due time
     REPLY_FAILED = "reply_failed"  # a reply I wrote could not be delivered
+    SLA_ESCALATION = "sla_escalation"  # a ticket breached (or nears) its target: app.sla.escalation
 
 
 class Notification(db.Model):

@@ -33,6 +33,7 @@ DEFAULTS: dict[NotificationKind, Choice] = {
     NotificationKind.MENTIONED: Choice(in_app=True, by_mail=True),
     NotificationKind.TASK_DUE: Choice(in_app=True, by_mail=True),
     NotificationKind.REPLY_FAILED: Choice(in_app=True, by_mail=True),
+    NotificationKind.SLA_ESCALATION: Choice(in_app=True, by_mail=True),
 }
 
 

@@ -19,7 +19,15 @@ KIND_LABELS = {
     NotificationKind.MENTIONED: "I was mentioned in a note (@name)",
     NotificationKind.TASK_DUE: "A task of mine is due",
     NotificationKind.REPLY_FAILED: "A reply of mine could not be sent",
+    NotificationKind.SLA_ESCALATION: "A ticket missed (or is about to miss) its SLA target",
 }
+
+SLA_TARGETS = {"first_response": "first response", "resolution": "resolution"}
+
+
+def sla_target(value: str) -> str:
+    """A target's name ("first response") in the active language."""
+    return _(SLA_TARGETS.get(value, value))
 
 
 def kind_label(kind: NotificationKind) -> str:
@@ -48,6 +56,12 @@ def headline(kind: str, params: dict[str, Any], actor_name: str | None, number: 
             )
         case NotificationKind.REPLY_FAILED:
             return _("Your reply on %(ticket)s could not be sent", ticket=ticket)
+        case NotificationKind.SLA_ESCALATION if params.get("level") == 0:
+            target = sla_target(params.get("target", ""))
+            return _("%(ticket)s: %(target)s is due soon", ticket=ticket, target=target)
+        case NotificationKind.SLA_ESCALATION:
+            target = sla_target(params.get("target", ""))
+            return _("%(ticket)s missed its %(target)s target", ticket=ticket, target=target)
     return ticket  # pragma: no cover - the enum above is exhaustive
 
 
@@ -57,6 +71,8 @@ def detail(kind: str, params: dict[str, Any]) -> str:
         case NotificationKind.ASSIGNED if params.get("note"):
             return _("Handover note: %(note)s", note=params["note"])
         case NotificationKind.TASK_DUE if params.get("due_at"):
+            return _("Due %(due)s UTC", due=params["due_at"])
+        case NotificationKind.SLA_ESCALATION if params.get("due_at"):
             return _("Due %(due)s UTC", due=params["due_at"])
         case NotificationKind.REPLY_FAILED if params.get("error"):
             return _("The mail server said: %(error)s", error=params["error"])
