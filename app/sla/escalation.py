@@ -380,15 +380,18 @@ def _insert_or_skip(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    table = Escalation.__table__
+    statement = (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["ticket_id", "target", "level"])
+        .returning(table.c.ticket_id, table.c.level)
+    )
+    # Core "insertmanyvalues": one compiled statement, sent in batches with RETURNING.
+    connection = db.session.connection()
     inserted: list[tuple[int, int]] = []
     for start in range(0, len(rows), _CHUNK):
-        statement = (
-            dialect_insert(Escalation)
-            .values(rows[start : start + _CHUNK])
-            .on_conflict_do_nothing(index_elements=["ticket_id", "target", "level"])
-            .returning(Escalation.ticket_id, Escalation.level)
-        )
-        inserted.extend((t, lv) for t, lv in db.session.execute(statement))
+        result = connection.execute(statement, rows[start : start + _CHUNK])
+        inserted.extend((t, lv) for t, lv in result)
     return inserted
 
 
