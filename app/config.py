@@ -129,6 +129,28 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PROXY_COUNT", 0, "reverse proxies in front (trust X-Forwarded-* from that many)", int),
     Setting(
+        "SLA_ESCALATION_WARNING_MINUTES",
+        30,
+        "minutes before a first-response or resolution target the assignee is warned (0: never)",
+        int,
+    ),
+    Setting(
+        "SLA_ESCALATION_LEVEL2_MINUTES",
+        240,
+        "working minutes a told supervisor has before a breach goes one level up (0: never)",
+        int,
+    ),
+    Setting(
+        "SLA_ESCALATION_ADDRESS",
+        None,
+        "address told of a breach when no supervisor is known (unset: recorded on the ticket only)",
+    ),
+    Setting(
+        "SLA_NOTIFY_AT_ONCE_PRIORITIES",
+        "urgent",
+        "priorities whose escalations are told at once, not at the next working moment",
+    ),
+    Setting(
         "VAULT_ORPHAN_GRACE_HOURS",
         24,
         "a vault blob without a file row this long is shredded by the nightly sweep",

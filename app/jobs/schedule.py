@@ -21,6 +21,7 @@ from app.jobs import enqueue, spec_of
 from app.jobs.mail import enqueue_due_polls, sweep_mail_drop, sweep_outbox
 from app.jobs.notify import notify_due_tasks
 from app.jobs.pending import sweep_pending_tickets
+from app.jobs.sla import sweep_escalations
 from app.jobs.vault import sweep_orphan_blobs
 
 
@@ -43,6 +44,8 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic(notify_due_tasks, cron="* * * * *"),
     # Pending tickets: follow-up reminders and the auto-close (``tickets.pending``).
     Periodic(sweep_pending_tickets, cron="* * * * *"),
+    # SLA breaches and warnings: recorded, then told at each recipient's working time.
+    Periodic(sweep_escalations, cron="* * * * *"),
 )
 
 

@@ -30,12 +30,12 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
 from flask_babel import gettext as _
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 
@@ -134,7 +134,8 @@ VARIABLES: dict[Kind, dict[str, tuple[str, Any]]] = {
         "assignee_name": ("Assigned agent's name; empty when nobody is assigned", "Ada Agent"),
         "priority": ("Ticket priority", "High"),
         "target": ("The missed target, e.g. first response", "first response"),
-        "due_at": ("When the target was due (supervisor's time zone)", "2026-12-02 14:00"),
+        "due_at": ("When the target was due (recipient's time zone)", "2026-12-02 14:00 (CET)"),
+        "level": ("0: a warning before the due time; 1: the supervisor; 2: one level up", 1),
         "identity_name": _TICKET["identity_name"],
     },
     Kind.PORTAL_INVITE: {
@@ -205,6 +206,14 @@ def _html_env() -> ImmutableSandboxedEnvironment:
     return _environment(autoescape=True)
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
+    """A template compiled once per source text: compiling costs milliseconds, rendering
+    microseconds, and a sweep may mail hundreds of notices from the same template. Keyed
+    by the text itself, so an admin's edit is simply another entry."""
+    return (_html_env() if html else _text_env()).from_string(source)
+
+
 def language_of(language: str | None) -> str:
     """The template language for a user's or identity's language ("de-AT" -> "de")."""
     short = (language or "").strip()[:2].lower()
@@ -248,11 +257,11 @@ def render_source(kind: Kind, source: Source, values: dict[str, Any], language: 
     Only the documented variables of ``kind`` are passed, whatever the caller gives.
     """
     allowed = {k: v for k, v in values.items() if k in VARIABLES[kind]}
-    subject = _one_line(_text_env().from_string(source.subject).render(allowed))
-    text = _text_env().from_string(source.text).render(allowed)
+    subject = _one_line(_compiled(source.subject, False).render(allowed))
+    text = _compiled(source.text, False).render(allowed)
     html = None
     if source.html and source.html.strip():
-        html = _html_env().from_string(source.html).render(allowed)
+        html = _compiled(source.html, True).render(allowed)
     return Rendered(kind, language, subject, text.strip("\n") + "\n", html)
 
 

@@ -30,6 +30,7 @@ class NotificationKind(enum.StrEnum):
     TASK_DUE = "task_due"  # a task assigned to me reached its due time
     REPLY_FAILED = "reply_failed"  # a reply I wrote could not be delivered
     FOLLOW_UP_DUE = "follow_up_due"  # a Pending ticket I manage reached its follow-up date
+    SLA_ESCALATION = "sla_escalation"  # a ticket breached (or nears) its target: app.sla.escalation
 
 
 class Notification(db.Model):

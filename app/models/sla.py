@@ -31,12 +31,13 @@ from sqlalchemy import (
     String,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.people import Account, Team, User
-from app.models.tickets import Category, Priority
+from app.models.tickets import Category, Priority, Ticket
 from app.models.types import UTCDateTime, enum_check, utcnow
 
 
@@ -287,3 +288,77 @@ class SlaPolicy(db.Model):
 
     account: Mapped[Account | None] = relationship()
     category: Mapped[Category | None] = relationship()
+# --- escalation (app.sla.escalation) -----------------------------------------------------------
+
+#: The SQL of "not solved": the same text in the partial indexes below and in the sweep's
+#: queries, because SQLite uses a partial index only when the query repeats its condition.
+TICKET_OPEN_SQL = "status NOT IN ('resolved', 'closed')"
+FIRST_RESPONSE_OPEN_SQL = f"first_responded_at IS NULL AND {TICKET_OPEN_SQL}"
+
+# The sweep reads only what is due: an index range on each due column, over the tickets
+# whose clock still runs (partial indexes work on SQLite and PostgreSQL alike). Declared
+# here, beside the escalation that needs them, rather than on the ticket model.
+Index(
+    "ix_ticket_sla_first_response_open",
+    Ticket.first_response_due_at,
+    sqlite_where=text(FIRST_RESPONSE_OPEN_SQL),
+    postgresql_where=text(FIRST_RESPONSE_OPEN_SQL),
+)
+Index(
+    "ix_ticket_sla_resolution_open",
+    Ticket.resolution_due_at,
+    sqlite_where=text(TICKET_OPEN_SQL),
+    postgresql_where=text(TICKET_OPEN_SQL),
+)
+
+
+class EscalationTarget(enum.StrEnum):
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+class EscalationStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for ``notify_at`` (the recipient's next working moment)
+    SENT = "sent"  # told: in-app and/or mail, stream entry and audit row written
+    SKIPPED = "skipped"  # a warning that could not reach the assignee before the due time
+    UNROUTED = "unrouted"  # nobody to tell: recorded on the ticket and in the audit log
+
+
+class Escalation(db.Model):
+    """One notice about one ticket's target at one level; see ``app.sla.escalation``.
+
+    Level 0 warns the assignee before the due time, level 1 tells the supervisor of a
+    breach, level 2 the supervisor's supervisor (or the configured address). The unique
+    constraint on (ticket, target, level) is what makes every level happen once, whatever
+    number of sweeps run at once: each inserts with "on conflict do nothing".
+    """
+
+    __tablename__ = "sla_escalation"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "target", "level", name="uq_sla_escalation_level"),
+        enum_check("target", EscalationTarget, "sla_escalation_target_known"),
+        enum_check("status", EscalationStatus, "sla_escalation_status_known"),
+        CheckConstraint("level BETWEEN 0 AND 2", name="sla_escalation_level_range"),
+        # The notices that are due: status = 'pending' AND notify_at <= now.
+        Index("ix_sla_escalation_status_notify", "status", "notify_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(Integer)
+    # The target's due time when the escalation was found.
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When to tell: the recipient's next working moment, or at once (priority setting).
+    notify_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    at_once: Mapped[bool] = mapped_column(Boolean, default=False)
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    recipient_address: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(10), default=EscalationStatus.PENDING.value)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Level 1 only: when the breach goes one level up if still unmet (cleared once it has).
+    next_level_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+    ticket: Mapped[Ticket] = relationship()
+    recipient: Mapped[User | None] = relationship()

@@ -34,6 +34,7 @@ DEFAULTS: dict[NotificationKind, Choice] = {
     NotificationKind.TASK_DUE: Choice(in_app=True, by_mail=True),
     NotificationKind.REPLY_FAILED: Choice(in_app=True, by_mail=True),
     NotificationKind.FOLLOW_UP_DUE: Choice(in_app=True, by_mail=True),
+    NotificationKind.SLA_ESCALATION: Choice(in_app=True, by_mail=True),
 }
 
 

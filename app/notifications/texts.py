@@ -21,7 +21,15 @@ KIND_LABELS = {
     NotificationKind.TASK_DUE: _l("A task of mine is due"),
     NotificationKind.REPLY_FAILED: _l("A reply of mine could not be sent"),
     NotificationKind.FOLLOW_UP_DUE: _l("A pending ticket of mine reached its follow-up date"),
+    NotificationKind.SLA_ESCALATION: _l("A ticket missed (or is about to miss) its SLA target"),
 }
+
+SLA_TARGETS = {"first_response": "first response", "resolution": "resolution"}
+
+
+def sla_target(value: str) -> str:
+    """A target's name ("first response") in the active language."""
+    return _(SLA_TARGETS.get(value, value))
 
 
 def kind_label(kind: NotificationKind) -> str:
@@ -52,6 +60,12 @@ def headline(kind: str, params: dict[str, Any], actor_name: str | None, number: 
             return _("Your reply on %(ticket)s could not be sent", ticket=ticket)
         case NotificationKind.FOLLOW_UP_DUE:
             return _("Follow up on %(ticket)s: its follow-up date has come", ticket=ticket)
+        case NotificationKind.SLA_ESCALATION if params.get("level") == 0:
+            target = sla_target(params.get("target", ""))
+            return _("%(ticket)s: %(target)s is due soon", ticket=ticket, target=target)
+        case NotificationKind.SLA_ESCALATION:
+            target = sla_target(params.get("target", ""))
+            return _("%(ticket)s missed its %(target)s target", ticket=ticket, target=target)
     return ticket  # pragma: no cover - the enum above is exhaustive
 
 
@@ -68,6 +82,8 @@ def detail(kind: str, params: dict[str, Any]) -> str:
                 since=params.get("since") or "?",
                 due=params["follow_up"],
             )
+        case NotificationKind.SLA_ESCALATION if params.get("due_at"):
+            return _("Due %(due)s UTC", due=params["due_at"])
         case NotificationKind.REPLY_FAILED if params.get("error"):
             return _("The mail server said: %(error)s", error=params["error"])
     return str(params.get("excerpt") or params.get("subject") or "")
