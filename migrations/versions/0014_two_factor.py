@@ -1,7 +1,7 @@
 """two_factor: TOTP second factor and recovery codes for staff sign-in
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-03 10:00:00
 
 Four nullable columns on ``user``: the TOTP secret sealed with the vault's key ring, the
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = "0014"
-down_revision = "0016"
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """sla policies: targets per priority (account, category), and the tickets' SLA clocks
 
 Revision ID: 0020
-Revises: 0012
+Revises: 0019
 Create Date: 2026-12-03 10:00:00
 
 ``sla_policy`` holds first-response and resolution targets in business minutes per
@@ -17,7 +17,7 @@ from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = '0020'
-down_revision = '0023'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 

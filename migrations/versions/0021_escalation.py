@@ -2,7 +2,7 @@
 the notification kind ``sla_escalation``
 
 Revision ID: 0021
-Revises: 0012
+Revises: 0020
 Create Date: 2026-12-02 17:00:00
 
 ``sla_escalation`` holds one row per ticket, target (first response, resolution) and level

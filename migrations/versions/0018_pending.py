@@ -1,7 +1,7 @@
 """pending: the auto-close clock of Pending tickets, and the follow-up notification kind
 
-Revision ID: 0022
-Revises: 0012
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-03 10:00:00
 
 ``ticket.pending_since`` is when the agent last set (or renewed) Pending; it is NULL
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = '0022'
-down_revision = '0019'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

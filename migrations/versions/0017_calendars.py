@@ -1,7 +1,7 @@
 """calendars: work calendars, their shifts, closure days, assignments to teams and users, absences
 
-Revision ID: 0019
-Revises: 0012
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-02 16:45:00
 
 A ``work_calendar`` holds a zone and a holiday country/region; ``work_shift`` its weekly
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = '0019'
-down_revision = '0015'
+revision = '0017'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """ticket page: a ticket's leads are contacts of its account
 
-Revision ID: 0015
-Revises: 0012
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-02 16:00:00
 
 Leads used to be sales prospects (``lead``) from any company; a ticket now names as leads
@@ -14,8 +14,8 @@ from alembic import op
 import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
-revision = '0015'
-down_revision = "0018"
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

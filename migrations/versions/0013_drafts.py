@@ -1,6 +1,6 @@
 """drafts: an agent's unsent reply or note per ticket, kept on the server as they type
 
-Revision ID: 0016
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-02 15:50:00
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = '0016'
+revision = '0013'
 down_revision = '0012'
 branch_labels = None
 depends_on = None

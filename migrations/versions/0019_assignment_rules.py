@@ -1,7 +1,7 @@
 """assignment rules: per-team rule, round robin turns, agent skills, unplaced tickets
 
-Revision ID: 0023
-Revises: 0012
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-03 10:00:00
 
 ``assignment_rule`` says how a team's new tickets without a manager find one (round robin or
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = '0023'
-down_revision = '0022'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

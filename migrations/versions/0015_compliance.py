@@ -1,7 +1,7 @@
 """compliance: mark the tickets that data-subject requests open
 
-Revision ID: 0018
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-02 16:00:00
 
 ``ticket.data_subject_request`` says what a data-subject request asks for ("access": a copy
@@ -13,8 +13,8 @@ from alembic import op
 import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
-revision = '0018'
-down_revision = "0014"
+revision = '0015'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
