@@ -198,3 +198,37 @@ def test_compliance_works_a_mailed_request(app: Any, client: Any, make_user: Any
         ]
     assert actions == ["received", "verified", "extended", "status", "status"]
     assert audited == [f"gdpr.{a}" for a in actions]
+
+
+def test_agent_passes_a_mailed_request_to_compliance(app: Any, client: Any, make_user: Any) -> None:
+    with app.app_context():
+        number = factories.ticket("Send me all my data").number
+        db.session.commit()
+    agent = make_user(Role.AGENT)
+    sign_in(client, agent)
+    page = client.get(f"/agent/tickets/{number}").get_data(as_text=True)
+    assert "Pass to compliance" in page
+    response = client.post(
+        f"/agent/tickets/{number}/gdpr-request",
+        data={"csrf_token": csrf_from(page), "kind": "access"},
+    )
+    assert response.status_code == 303
+    (req,) = _requests(app)
+    assert req.kind == "access" and req.channel == "mail"
+    with app.app_context():
+        row = db.session.scalar(select(AuditLog).where(AuditLog.action == "gdpr.received"))
+        assert row is not None and row.actor_id == agent.id
+
+
+def test_customer_cannot_use_the_agent_button(app: Any, client: Any, make_user: Any) -> None:
+    with app.app_context():
+        number = factories.ticket("Someone else's").number
+        db.session.commit()
+    customer = make_user(Role.CUSTOMER)
+    sign_in(client, customer, portal=True)
+    token = csrf_from(client.get("/portal/profile").get_data(as_text=True))
+    response = client.post(
+        f"/agent/tickets/{number}/gdpr-request", data={"csrf_token": token, "kind": "access"}
+    )
+    assert response.status_code in (302, 403)
+    assert _requests(app) == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import case, select
 from werkzeug.wrappers import Response
@@ -17,32 +16,12 @@ from werkzeug.wrappers import Response
 from app.actor import Actor
 from app.extensions import db
 from app.gdpr import requests as gdpr
+from app.gdpr.labels import KIND_LABELS, STATUS_LABELS, URGENCY_LABELS
 from app.htmx import render
-from app.models.gdpr import GdprRequest, GdprRequestKind, GdprRequestStatus
+from app.models.gdpr import GdprRequest
 from app.models.types import utcnow
 from app.tickets.lookup import ticket_by_number
 from app.web.compliance import bp
-
-KIND_LABELS = {
-    GdprRequestKind.ACCESS.value: _l("Access / export (Art. 15, 20)"),
-    GdprRequestKind.ERASURE.value: _l("Erasure (Art. 17)"),
-    GdprRequestKind.RECTIFICATION.value: _l("Rectification (Art. 16)"),
-    GdprRequestKind.RESTRICTION.value: _l("Restriction (Art. 18)"),
-    GdprRequestKind.OBJECTION.value: _l("Objection (Art. 21)"),
-}
-STATUS_LABELS = {
-    GdprRequestStatus.RECEIVED.value: _l("Received"),
-    GdprRequestStatus.VERIFYING.value: _l("Verifying identity"),
-    GdprRequestStatus.IN_PROGRESS.value: _l("In progress"),
-    GdprRequestStatus.DONE.value: _l("Done"),
-    GdprRequestStatus.REFUSED.value: _l("Refused"),
-}
-URGENCY_LABELS = {
-    "overdue": _l("Overdue"),
-    "soon": _l("Due within 7 days"),
-    "fine": _l("On time"),
-    "closed": _l("Closed"),
-}
 
 
 def _actor() -> Actor:

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from app.extensions import db
 from app.gdpr import requests as gdpr
+from app.gdpr.labels import KIND_LABELS
 from app.models.gdpr import GdprRequest
 from app.web.portal import bp
 
@@ -33,6 +34,12 @@ def own_open_gdpr_requests() -> list[GdprRequest]:
             .order_by(GdprRequest.received_at)
         )
     )
+
+
+@bp.app_template_global()
+def gdpr_kind_label(kind: str) -> str:
+    """A request type in the reader's language."""
+    return str(KIND_LABELS.get(kind, kind))
 
 
 @bp.post("/profile/gdpr-request")
