@@ -32,6 +32,7 @@ from app.actor import Actor
 from app.extensions import db
 from app.files import vault_links
 from app.files.store import store_upload
+from app.gdpr.requests import from_ticket as gdpr_from_ticket
 from app.mail.identities import add_template, save_identity
 from app.mail.ingest import file_message
 from app.mail.mailboxes import MailboxForm, save_mailbox
@@ -187,6 +188,7 @@ def world(app: Flask, make_user: Any) -> World:
         away = Absence(user_id=agent.id, starts_at=datetime(2030, 1, 1, tzinfo=UTC),
                        ends_at=datetime(2030, 1, 3, tzinfo=UTC), kind="leave")  # fmt: skip
         db.session.add_all([work_calendar, closure, away])
+        gdpr_request = gdpr_from_ticket(Actor.system(), ticket, "access")  # the request register
         db.session.commit()
         values = {
             "number": ticket.number,
@@ -219,6 +221,7 @@ def world(app: Flask, make_user: Any) -> World:
             "closure_id": str(closure.id),
             "absence_id": str(away.id),
             "policy_id": str(sla_policy.id),
+            "request_id": str(gdpr_request.id),
         }
     return World(values, people)
 

@@ -10,6 +10,7 @@ from app.models.files import (
     VaultLink,
     VaultLinkState,
 )
+from app.models.gdpr import GdprAction, GdprRequest, GdprRequestKind, GdprRequestStatus
 from app.models.inbound import (
     AfterImport,
     InboundMail,
@@ -77,6 +78,10 @@ __all__ = [
     "WorkShift",
     "AfterImport",
     "FileKind",
+    "GdprAction",
+    "GdprRequest",
+    "GdprRequestKind",
+    "GdprRequestStatus",
     "InboundMail",
     "MailDecision",
     "MailOutcome",

@@ -14,6 +14,7 @@ from app.web.agent import (  # noqa: E402,F401
     contacts,
     customers,
     drafts,
+    gdpr_request,
     lists,
     mail_review,
     new_ticket,

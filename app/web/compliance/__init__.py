@@ -8,4 +8,4 @@ from app.web.guards import guard_blueprint
 bp = Blueprint("compliance", __name__, url_prefix="/compliance")
 guard_blueprint(bp, Role.COMPLIANCE)
 
-from app.web.compliance import routes  # noqa: E402,F401
+from app.web.compliance import gdpr_requests, routes  # noqa: E402,F401

@@ -18,4 +18,4 @@ guard_blueprint(
     ),
 )
 
-from app.web.portal import access, profile, routes  # noqa: E402,F401
+from app.web.portal import access, gdpr, profile, routes  # noqa: E402,F401

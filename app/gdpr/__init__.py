@@ -1,0 +1,2 @@
+"""GDPR work: data-subject requests as records (``requests``); export, erasure, retention
+and reports build on them."""
