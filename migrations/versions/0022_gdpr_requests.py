@@ -1,6 +1,6 @@
 """gdpr requests: data-subject requests as records, with their action log
 
-Revision ID: 0024
+Revision ID: 0022
 Revises: 0021
 Create Date: 2026-12-02 17:35:00
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from app.models.types import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = '0024'
+revision = '0022'
 down_revision = '0021'
 branch_labels = None
 depends_on = None
