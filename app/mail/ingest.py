@@ -379,10 +379,13 @@ def deferred_writes() -> Iterator[None]:
 
     Both stay in the filing's transaction (``audit.deferred``, ``search.deferred_reindex``);
     a message whose savepoint rolls back takes its audit rows with it (``attempt``).
+    Which staff a new ticket concerns, and what they chose, is asked once per block
+    (``notifications.batch``): filing mail changes no user, role or preference.
     """
+    from app.notifications import batch as notify_batch
     from app.tickets.search import deferred_reindex
 
-    with audit.deferred(), deferred_reindex():
+    with audit.deferred(), deferred_reindex(), notify_batch():
         yield
 
 
@@ -1046,12 +1049,12 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
             actor,
             Channel.MAIL,
             body_text=text,
+            body_html=parts.html,  # sanitised by mail.content; storing it again is idempotent
             files=parts.files,
             contact=None if how == "bcc" else contact,
             data=entry_data(parsed, parts),
         )
         target, created, entry = written.ticket, written.new_ticket, written.entry
-        entry.body_html = parts.html  # sanitised by mail.content already, as stored
     else:
         target = create_ticket(
             Channel.MAIL,
