@@ -115,11 +115,11 @@ _TOUCH_FROM_CUSTOMER = (
 
 
 def writable_at_once(ticket: Ticket) -> bool:
-    """Whether ``insert_entry`` may write on ``ticket``: loaded and with no pending change.
+    """Whether ``insert_customer_entry`` may write on ``ticket``: persistent, nothing pending.
 
     A pending change of the ticket (its status, its timers) is written by the next flush
     with the values the object holds; an UPDATE beside it would be overwritten, so such a
-    ticket takes the unit of work (``add_entry``) instead. The actor must be a customer.
+    ticket takes the unit of work (``add_entry``) instead.
     """
     state = inspect(ticket)
     return state.persistent and not state.modified
@@ -140,7 +140,8 @@ def insert_customer_entry(
     entry and of the ticket's touch cost more than the SQL itself (``bench/mail_ingest.py``).
     The outcome is ``add_entry``'s: the same row (``entry_row``), the ticket touched and
     in the inbox as unread; the search index is rewritten as a flush would
-    (``search.reindex``, deferred in a batch). Only for a ticket ``writable_at_once``. The
+    (``search.reindex``, deferred in a batch). Only for a ticket ``writable_at_once`` and a
+    customer's own words (anything else raises ``ValueError``). The
     entry comes back as a persistent object, the ticket's attributes are set as written,
     and its ``entries`` collection is expired so it shows the new one.
     """
