@@ -56,8 +56,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -91,6 +93,25 @@ log = logging.getLogger(__name__)
 
 NO_SUBJECT = "(no subject)"
 ORIGINAL_WRITERS = 8  # threads putting a batch's originals into the vault at once
+_WRITERS: dict[int, ThreadPoolExecutor] = {}  # process id -> its pool of original writers
+
+
+def _original_writers() -> ThreadPoolExecutor:
+    """The process's pool of original writers, started once and kept between batches.
+
+    A pool per batch started eight threads per batch, and starting a thread waits for it
+    to run, which on a busy machine cost more than a tenth of a plain message's time
+    (``bench/mail_ingest.py``). Keyed by process id: a forked worker inherits the parent's
+    pool object but none of its threads, so it starts its own.
+    """
+    pid = os.getpid()
+    pool = _WRITERS.get(pid)
+    if pool is None:
+        _WRITERS.clear()
+        pool = _WRITERS[pid] = ThreadPoolExecutor(
+            ORIGINAL_WRITERS, thread_name_prefix="mail-original"
+        )
+    return pool
 _PRELOAD_CHUNK = 500  # senders per IN (...) list of Context.preload
 
 
@@ -379,10 +400,13 @@ def deferred_writes() -> Iterator[None]:
 
     Both stay in the filing's transaction (``audit.deferred``, ``search.deferred_reindex``);
     a message whose savepoint rolls back takes its audit rows with it (``attempt``).
+    Which staff a new ticket concerns, and what they chose, is asked once per block
+    (``notifications.batch``): filing mail changes no user, role or preference.
     """
+    from app.notifications import batch as notify_batch
     from app.tickets.search import deferred_reindex
 
-    with audit.deferred(), deferred_reindex():
+    with audit.deferred(), deferred_reindex(), notify_batch():
         yield
 
 
@@ -427,15 +451,21 @@ def file_batch(
         context.threads = BatchTickets.load(prepared)
         with deferred_durability(), deferred_writes():
             vault = get_vault()
-            workers = max(1, min(ORIGINAL_WRITERS, len(prepared)))
-            with ThreadPoolExecutor(workers, thread_name_prefix="mail-original") as pool:
-                futures = [pool.submit(put_original, vault, p) for p in prepared]
+            pool = _original_writers()
+            futures: list[Future[StoredFile]] = [
+                pool.submit(put_original, vault, p) for p in prepared
+            ]
+            try:
                 # Filing waits for each original only when it comes to it: the database
                 # work of one message overlaps the vault writes of the next ones.
                 results = [
                     file_one(raw, context, ref, prepared=p, stored=f.result())
                     for (raw, ref), p, f in zip(items, prepared, futures, strict=True)
                 ]
+            finally:
+                # As a pool of the batch's own did on leaving: no write outlives the batch
+                # (on failure too, so the blobs' flush and the rollback come after them).
+                wait_for(futures)
     except BaseException:
         db.session.rollback()
         raise
@@ -1046,12 +1076,12 @@ def file_customer(parsed: ParsedMail, ticket: Ticket | None, context: Context | 
             actor,
             Channel.MAIL,
             body_text=text,
+            body_html=parts.html,  # sanitised by mail.content; storing it again is idempotent
             files=parts.files,
             contact=None if how == "bcc" else contact,
             data=entry_data(parsed, parts),
         )
         target, created, entry = written.ticket, written.new_ticket, written.entry
-        entry.body_html = parts.html  # sanitised by mail.content already, as stored
     else:
         target = create_ticket(
             Channel.MAIL,

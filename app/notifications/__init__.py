@@ -10,7 +10,7 @@ together.
 """
 
 from app.models.notifications import NotificationKind
-from app.notifications.core import notify, reply_failed
+from app.notifications.core import batch, notify, reply_failed
 from app.notifications.due import tasks_due
 
-__all__ = ["NotificationKind", "notify", "reply_failed", "tasks_due"]
+__all__ = ["NotificationKind", "batch", "notify", "reply_failed", "tasks_due"]

@@ -21,7 +21,8 @@ events that mail by default are personal and rare, and a digest would delay exac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask_babel import force_locale
@@ -54,6 +55,50 @@ def _user(user_id: int | None) -> list[User]:
     return [user] if user is not None else []
 
 
+# Mail ingestion opens hundreds of tickets per transaction, and for each one asked the
+# same questions: which staff a new ticket without a manager concerns (per team), which
+# of them work tickets, what they chose for the kind. Inside ``batch`` each answer is
+# asked once and kept on the session until the block ends; nothing in such a block
+# changes staff, roles or preferences (mail ingestion never does), so the answers stay
+# true. Outside a block every call asks the database, as before.
+_BATCH = "vaultdesk_notify_batch"
+
+
+@contextmanager
+def batch() -> Iterator[None]:
+    """Answer the staff questions of the block's ``notify`` calls once (see above).
+
+    Nested use joins the outer block. Only for blocks that change no user, role or
+    notification preference.
+    """
+    session = db.session()
+    if _BATCH in session.info:
+        yield
+        return
+    session.info[_BATCH] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_BATCH, None)
+
+
+def _asked_once(key: tuple[Any, ...], ask: Any) -> Any:
+    """``ask()``, or inside ``batch`` its answer from the first time ``key`` was asked."""
+    answers: dict[tuple[Any, ...], Any] | None = db.session().info.get(_BATCH)
+    if answers is None:
+        return ask()
+    if key not in answers:
+        answers[key] = ask()
+    return answers[key]
+
+
+def _new_ticket_staff(team_id: int | None) -> list[User]:
+    query = select(User).where(User.active.is_(True), User.id.in_(_working_staff()))
+    if team_id is not None:
+        query = query.where(User.team_id == team_id)
+    return list(db.session.scalars(query.order_by(User.id)))
+
+
 def concerned(
     kind: NotificationKind, ticket: Ticket, text: str = "", manager: User | None = None
 ) -> list[User]:
@@ -61,10 +106,8 @@ def concerned(
     if kind is NotificationKind.NEW_TICKET:
         if ticket.assignee_id is not None:
             return _user(ticket.assignee_id)
-        query = select(User).where(User.active.is_(True), User.id.in_(_working_staff()))
-        if ticket.team_id is not None:
-            query = query.where(User.team_id == ticket.team_id)
-        return list(db.session.scalars(query.order_by(User.id)))
+        team_id = ticket.team_id
+        return list(_asked_once(("new_ticket", team_id), lambda: _new_ticket_staff(team_id)))
     if kind in (NotificationKind.ASSIGNED, NotificationKind.CUSTOMER_WROTE):
         # The object, not the id: an assignment sets the relationship before any flush.
         manager = manager or ticket.assignee
@@ -96,8 +139,10 @@ def notify(
         params["excerpt"] = " ".join(text.split())[:EXCERPT]
     if not people:
         return []
-    working = set(
-        db.session.scalars(_working_staff().where(UserRole.user_id.in_([u.id for u in people])))
+    ids = tuple(sorted({u.id for u in people}))
+    working = _asked_once(
+        ("working", ids),
+        lambda: set(db.session.scalars(_working_staff().where(UserRole.user_id.in_(ids)))),
     )
     seen: set[int] = set()
     told: list[User] = []
@@ -109,7 +154,9 @@ def notify(
             continue
         seen.add(user.id)
         told.append(user)
-    choices = choices_for(told, kind)
+    choices = _asked_once(
+        ("choices", kind, tuple(u.id for u in told)), lambda: choices_for(told, kind)
+    )
     identity: SenderIdentity | None = None
     delivered: list[User] = []
     for user in told:
@@ -126,7 +173,7 @@ def notify(
                 )
             )
         if choice.by_mail:
-            identity = identity or _identity()
+            identity = identity or _asked_once(("identity",), _identity)
             if identity is not None:
                 _mail(user, kind, ticket, actor, params, identity)
         if choice.in_app or choice.by_mail:

@@ -7,6 +7,7 @@ returns; the caller commits once, so the three land together or not at all.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
@@ -28,7 +29,7 @@ from app.models.tickets import (
 from app.models.types import utcnow
 from app.sla.targets import recompute_due
 from app.tickets.errors import InvalidTicketChange, TransitionNotAllowed
-from app.tickets.stream import add_entry
+from app.tickets.stream import add_entry, insert_customer_entry, writable_at_once
 from app.tickets.tags import apply_tags
 from app.tickets.workflow import check_transition
 
@@ -247,8 +248,14 @@ def add_customer_message(
     *,
     kind: EntryKind = EntryKind.PORTAL_MESSAGE,
     body_html: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> StreamEntry:
-    """A customer writes (portal or mail): a Pending, Resolved or Closed ticket reopens."""
+    """A customer writes (portal or mail): a Pending, Resolved or Closed ticket reopens.
+
+    ``data`` is kept on the entry. On a ticket with nothing pending in the session (the
+    common reply: no reopening) the entry and the ticket's touch are written as statements
+    (``stream.insert_customer_entry``), the same rows as the unit of work would write.
+    """
     if actor.kind is not ActorKind.CUSTOMER:
         raise InvalidTicketChange(_("Only a customer's own words are customer messages."))
     if not body_text.strip() and not body_html:
@@ -256,7 +263,12 @@ def add_customer_message(
     current = Status(ticket.status)
     if current in (Status.PENDING, Status.RESOLVED, Status.CLOSED):
         change_status(ticket, Status.OPEN, actor, reason="The customer replied.")
-    entry = add_entry(ticket, kind, actor, body_text=body_text, body_html=body_html)
+    if writable_at_once(ticket):
+        entry = insert_customer_entry(
+            ticket, kind, actor, body_text=body_text, body_html=body_html, data=data
+        )
+    else:
+        entry = add_entry(ticket, kind, actor, body_text=body_text, body_html=body_html, data=data)
     audit.record(actor, "ticket.customer_message", "ticket", ticket.number, ticket_id=ticket.id)
     return entry
 

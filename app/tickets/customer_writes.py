@@ -112,10 +112,11 @@ def customer_writes(
     kind = ENTRY_KIND[Channel(channel)]
     if reply_reopens(ticket, now):
         was_done = closed_since(ticket) is not None
-        entry = add_customer_message(ticket, actor, body_text, kind=kind, body_html=body_html)
-        cancel_timers(ticket)  # the customer answered: no follow-up reminder, no auto-close
-        if data:
-            entry.data = {**(entry.data or {}), **data}
+        entry = add_customer_message(
+            ticket, actor, body_text, kind=kind, body_html=body_html, data=data or None
+        )
+        if ticket.pending_until is not None or ticket.pending_since is not None:
+            cancel_timers(ticket)  # the customer answered: no follow-up reminder, no auto-close
         attach(files, ticket, entry)
         if was_done and closed_since(ticket) is None:
             _queue_reopen_notice(ticket, entry)
