@@ -28,21 +28,26 @@ def _failed(response: Response) -> bool:
     return response.status_code == FAILED
 
 
-def sign_in_limits(view: Callable[..., Any]) -> Callable[..., Any]:
+def _limits(account_key: Callable[[], str], scope: str) -> Callable[..., Any]:
+    """Failed tries count per client address and per account, under their own scopes."""
     per_address = limiter.limit(
         lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"],
         methods=["POST"],
         deduct_when=_failed,
-        scope="signin-address",
+        scope=f"{scope}-address",
     )
     per_account = limiter.limit(
         lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
-        key_func=_account_key,
+        key_func=account_key,
         methods=["POST"],
         deduct_when=_failed,
-        scope="signin-account",
+        scope=f"{scope}-account",
     )
-    return per_address(per_account(view))
+    return lambda view: per_address(per_account(view))
+
+
+def sign_in_limits(view: Callable[..., Any]) -> Callable[..., Any]:
+    return _limits(_account_key, "signin")(view)
 
 
 def _code_account_key() -> str:
@@ -63,17 +68,4 @@ def second_step_limits(view: Callable[..., Any]) -> Callable[..., Any]:
     Also on the security page's forms, so a borrowed session cannot guess its way to
     turning the second factor off.
     """
-    per_address = limiter.limit(
-        lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"],
-        methods=["POST"],
-        deduct_when=_failed,
-        scope="second-step-address",
-    )
-    per_account = limiter.limit(
-        lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
-        key_func=_code_account_key,
-        methods=["POST"],
-        deduct_when=_failed,
-        scope="second-step-account",
-    )
-    return per_address(per_account(view))
+    return _limits(_code_account_key, "second-step")(view)
