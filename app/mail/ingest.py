@@ -71,7 +71,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import bindparam, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from app import audit
+from app import audit, batch_memo
 from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
@@ -401,12 +401,13 @@ def deferred_writes() -> Iterator[None]:
     Both stay in the filing's transaction (``audit.deferred``, ``search.deferred_reindex``);
     a message whose savepoint rolls back takes its audit rows with it (``attempt``).
     Which staff a new ticket concerns, and what they chose, is asked once per block
-    (``notifications.batch``): filing mail changes no user, role or preference.
+    (``notifications.batch``): filing mail changes no user, role or preference; nor does
+    it change SLA policies or assignment rules, whose answers ``batch_memo`` keeps.
     """
     from app.notifications import batch as notify_batch
     from app.tickets.search import deferred_reindex
 
-    with audit.deferred(), deferred_reindex(), notify_batch():
+    with audit.deferred(), deferred_reindex(), notify_batch(), batch_memo.batch():
         yield
 
 

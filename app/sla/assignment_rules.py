@@ -46,7 +46,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 
-from app import audit
+from app import audit, batch_memo
 from app.actor import Actor
 from app.errors import InvalidInput
 from app.extensions import db
@@ -246,8 +246,13 @@ def after_creation(ticket: Ticket) -> None:
         if ticket.team_id is not None
         else AssignmentRule.takes_unteamed.is_(True)
     )
-    applies = db.session.scalar(
-        select(AssignmentRule.id).where(condition, AssignmentRule.mode != AssignmentMode.OFF.value)
+    applies = batch_memo.remembered(
+        ("assignment_rule_applies", ticket.team_id),
+        lambda: db.session.scalar(
+            select(AssignmentRule.id).where(
+                condition, AssignmentRule.mode != AssignmentMode.OFF.value
+            )
+        ),
     )
     if applies is None:
         return

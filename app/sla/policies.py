@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
-from app import audit
+from app import audit, batch_memo
 from app.actor import Actor
 from app.errors import Conflict, InvalidInput
 from app.extensions import db
@@ -53,16 +53,25 @@ def specificity(policy: SlaPolicy) -> int:
 
 
 def candidates(priority: str, account_id: int | None, category_id: int | None) -> list[SlaPolicy]:
-    """Active policies that apply to these facts, most specific first (one query)."""
-    rows = db.session.scalars(
-        select(SlaPolicy).where(
-            SlaPolicy.priority == priority,
-            SlaPolicy.active.is_(True),
-            or_(SlaPolicy.account_id.is_(None), SlaPolicy.account_id == account_id),
-            or_(SlaPolicy.category_id.is_(None), SlaPolicy.category_id == category_id),
+    """Active policies that apply to these facts, most specific first (one query).
+
+    Inside ``batch_memo.batch()`` (filing a batch of mail) the ids are asked once per set
+    of facts and the objects come from the session's identity map.
+    """
+
+    def ids() -> tuple[int, ...]:
+        rows = db.session.scalars(
+            select(SlaPolicy).where(
+                SlaPolicy.priority == priority,
+                SlaPolicy.active.is_(True),
+                or_(SlaPolicy.account_id.is_(None), SlaPolicy.account_id == account_id),
+                or_(SlaPolicy.category_id.is_(None), SlaPolicy.category_id == category_id),
+            )
         )
-    )
-    return sorted(rows, key=lambda p: (-specificity(p), p.id))
+        return tuple(p.id for p in sorted(rows, key=lambda p: (-specificity(p), p.id)))
+
+    found = batch_memo.remembered(("sla_candidates", priority, account_id, category_id), ids)
+    return [policy for i in found if (policy := db.session.get(SlaPolicy, i)) is not None]
 
 
 def policy_for(ticket: Ticket) -> SlaPolicy | None:
